@@ -1,0 +1,23 @@
+"""Prefect flows of torchtransfer.
+
+Importing this package sets offline-quiet defaults (only where the user has not set them), so neither
+Prefect nor MLflow phones home, and the library's ``torchtransfer`` logger reaches Prefect's run logs.
+"""
+
+import os
+
+OFFLINE_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "true",  # MLflow honours only "true"
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "torchtransfer",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+}
+
+
+def apply_offline_defaults() -> None:
+    for key, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+apply_offline_defaults()

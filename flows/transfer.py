@@ -1,0 +1,90 @@
+"""The torchtransfer flow: prepare data → (pretrain source) → measure shift → tune → fine-tune → evaluate →
+register. Wiring only: every stage is a task in ``tasks/`` that calls the library.
+
+Run it with ``python -m flows.transfer --config conf/default.yaml [--set tuning.n_trials=4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from prefect import flow
+
+from tasks.data import prepare_data
+from tasks.evaluate import evaluate_model
+from tasks.register import register_model
+from tasks.shift import analyze_shift
+from tasks.tracking import RunRef, end_run, start_run
+from tasks.train import fine_tune, source_model
+from tasks.tune import tune_hyperparameters
+from torchtransfer.config import ExperimentConfig, load_config
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    run_id: str
+    experiment: str
+    tracking_uri: str
+    mmd2: float
+    p_value: float
+    baseline_acc: float
+    target_acc: float
+    gain: float
+    model_name: str
+    version: str
+    aliases: tuple[str, ...]
+    promotion: str
+    study_name: str
+    source_model_cached: bool
+
+
+@contextmanager
+def parent_run(cfg: ExperimentConfig):
+    """The flow's MLflow parent run, marked FAILED if any stage raises."""
+    run = start_run(cfg)
+    try:
+        yield run
+    except BaseException:
+        end_run(run, "FAILED")
+        raise
+    end_run(run, "FINISHED")
+
+
+@flow(name="transfer_learning")
+def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
+    """Prepare data → measure shift → tune → fine-tune → evaluate → register."""
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    with parent_run(cfg) as run:
+        data = prepare_data(cfg, run)
+        source = source_model(cfg, data, run)
+        shift = analyze_shift(data, source, cfg.shift, cfg.seed, run)
+        tuning = tune_hyperparameters(cfg, data, source, run)
+        model = fine_tune(cfg, data, source, tuning.best, run)
+        metrics = evaluate_model(data, model, source, cfg.device, run)
+        registered = register_model(model, metrics, data, cfg.registry, run)
+    return _summary(cfg, run, shift, metrics, registered, tuning.study_name, source.trained_in_run)
+
+
+def _summary(cfg, run: RunRef, shift, metrics, registered, study_name, source_run) -> ExperimentSummary:
+    return ExperimentSummary(
+        run_id=run.run_id, experiment=cfg.experiment, tracking_uri=run.tracking_uri, mmd2=shift.mmd2,
+        p_value=shift.p_value, baseline_acc=metrics["baseline/target_acc"],
+        target_acc=metrics["test/target_acc"], gain=metrics["test/gain"], model_name=registered.name,
+        version=registered.version, aliases=registered.aliases, promotion=registered.decision.reason,
+        study_name=study_name, source_model_cached=source_run != run.run_id,
+    )
+
+
+def main(argv: list[str] | None = None) -> ExperimentSummary:
+    parser = argparse.ArgumentParser(prog="python -m flows.transfer", description=__doc__)
+    parser.add_argument("--config", "-c", nargs="+", default=["conf/default.yaml"], help="YAML files, merged")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override")
+    args = parser.parse_args(argv)
+    return transfer_learning(load_config(*args.config, overrides=args.set))
+
+
+if __name__ == "__main__":
+    print(main())

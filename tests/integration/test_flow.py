@@ -1,0 +1,98 @@
+"""The whole flow on conf/smoke.yaml (real MNIST and USPS), twice, against real Prefect, MLflow and Optuna."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from typer.testing import CliRunner
+
+from flows.transfer import transfer_learning
+from torchtransfer.cli import app
+
+PARENT_TAGS = ("prefect.flow_run_id", "prefect.flow_run_name", "git.commit", "git.dirty", "config.sha256",
+               "data.fingerprint", "torchtransfer.version", "model.sha256")
+PARENT_METRICS = ("shift/mmd2", "shift/p_value", "test/target_acc", "test/target_macro_f1", "test/source_acc",
+                  "baseline/target_acc", "test/gain", "tuning/best_value")
+
+
+def _children(client: MlflowClient, run):
+    return client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+
+
+def _task_states(flow_run_id: str) -> dict[str, str]:
+    with get_client(sync_client=True) as prefect:
+        runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {r.name.rsplit("-", 1)[0]: r.state.name for r in runs}
+
+
+@pytest.mark.slow
+def test_flow_tracks_registers_and_reuses_the_source_model(smoke_cfg):
+    client = MlflowClient(smoke_cfg.tracking.uri)
+    first = transfer_learning(smoke_cfg)
+
+    parent = client.get_run(first.run_id)
+    assert parent.info.status == "FINISHED"
+    assert set(PARENT_TAGS) <= set(parent.data.tags)
+    assert set(PARENT_METRICS) <= set(parent.data.metrics)
+    m = parent.data.metrics
+    assert m["test/gain"] == pytest.approx(m["test/target_acc"] - m["baseline/target_acc"])
+    assert 0 < m["shift/p_value"] <= 1 and m["shift/mmd2"] > 0
+    assert parent.data.params["data.source.name"] == "mnist" and "hp.lr" in parent.data.params
+    artifacts = {a.path for a in client.list_artifacts(first.run_id, "config")}
+    artifacts |= {a.path for a in client.list_artifacts(first.run_id, "shift")}
+    assert {"config/resolved.yaml", "shift/report.json"} <= artifacts
+
+    trials = _children(client, parent)
+    assert len(trials) == smoke_cfg.tuning.n_trials == 2
+    for trial in trials:
+        assert trial.info.status == "FINISHED" and trial.data.tags["optuna.trial_state"] == "COMPLETE"
+        assert {"hp.lr", "hp.strategy", "hp.epochs"} <= set(trial.data.params)
+        history = client.get_metric_history(trial.info.run_id, "val/acc")
+        assert [h.step for h in history] == list(range(1, int(trial.data.params["hp.epochs"]) + 1))
+
+    version = client.get_model_version_by_alias(smoke_cfg.registry.model_name, "champion")
+    assert set(version.aliases) == {"challenger", "champion"}
+    assert version.run_id == first.run_id and version.tags["run_id"] == first.run_id
+    assert float(version.tags["test.target_acc"]) == pytest.approx(m["test/target_acc"], abs=1e-6)
+    first_states = _task_states(parent.data.tags["prefect.flow_run_id"])
+    assert first_states["pretrain_source"] == "Completed" and not first.source_model_cached
+
+    second = transfer_learning(smoke_cfg)
+    again = client.get_run(second.run_id)
+    states = _task_states(again.data.tags["prefect.flow_run_id"])
+    assert states["pretrain_source"] == "Cached"  # asserted through the Prefect API, not assumed
+    assert second.source_model_cached and again.data.tags["source_model.cached"] == "true"
+    assert again.data.tags["source_model.sha256"] == parent.data.tags["source_model.sha256"]
+    # same config, same data: the study is complete, so the second run re-uses its best trial, and the
+    # deterministic fine-tune gives identical weights and metrics
+    assert _children(client, again) == []
+    study = optuna.load_study(study_name=first.study_name, storage=smoke_cfg.tuning.storage)
+    assert len(study.trials) == 2
+    assert again.data.tags["model.sha256"] == parent.data.tags["model.sha256"]
+    assert again.data.metrics["test/target_acc"] == m["test/target_acc"]
+    # an equal score does not move the champion: v2 is only the challenger
+    assert second.version == "2" and second.aliases == ("challenger",)
+    assert str(client.get_model_version_by_alias(smoke_cfg.registry.model_name, "champion").version) == "1"
+
+
+def test_cli_config_error_exits_2_and_creates_nothing(tmp_path):
+    result = CliRunner().invoke(app, ["run", "-c", "conf/default.yaml", "--set", "train.batch_size=0",
+                                      "--set", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"])
+    assert result.exit_code == 2
+    assert "train.batch_size" in result.output
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_cli_failed_run_exits_1_and_marks_the_parent_run_failed(smoke_cfg, tmp_path):
+    uri = smoke_cfg.tracking.uri
+    result = CliRunner().invoke(app, [
+        "run", "-c", "conf/default.yaml", "-c", "conf/smoke.yaml", "--set", f"cache_dir={smoke_cfg.cache_dir}",
+        "--set", f"tracking.uri={uri}", "--set", "data.target.test=100000"])
+    assert result.exit_code == 1
+    assert "need" in result.output and "the domain holds 9298" in result.output
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]

