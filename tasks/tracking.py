@@ -119,8 +119,10 @@ def start_run(cfg: ExperimentConfig) -> RunRef:
     run = client.create_run(exp_id, run_name=flow_run.get_name() or None, tags=tags)
     ref = RunRef(tracking_uri(cfg), exp_id, run.info.run_id)
     log_params(ref, {k: redact(v) for k, v in cfg.flat().items()})
-    client.log_text(ref.run_id, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False),
-                    "config/resolved.yaml")
+    resolved = cfg.model_dump(mode="json")
+    resolved["tuning"]["storage"] = redact(resolved["tuning"]["storage"])
+    resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
+    client.log_text(ref.run_id, yaml.safe_dump(resolved, sort_keys=False), "config/resolved.yaml")
     client.log_text(ref.run_id, _requirements(), "environment/requirements.txt")
     return ref
 
