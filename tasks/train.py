@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import torchtransfer
-from tasks.data import DataRef, cache_dir
+from tasks.data import DataRef, cache_dir, code_hash
 from tasks.tracking import RunRef, log_epoch, log_metrics, log_params, log_tags
 from torchtransfer.config import ExperimentConfig, section_hash
 from torchtransfer.learner import FitResult, transfer_learner
@@ -33,8 +33,11 @@ class ModelRef:
 
 
 def source_key(cfg: ExperimentConfig, fingerprint: str) -> str:
-    """Content key of the source model: what it is trained from and how, and the library version."""
-    return section_hash(cfg.model, cfg.pretrain, cfg.seed, fingerprint, torchtransfer.__version__)[:32]
+    """Content key of the source model: what it is trained from and how, the library version and code."""
+    from torchtransfer import adaptation, learner, models
+
+    code = code_hash(adaptation, learner, models)
+    return section_hash(cfg.model, cfg.pretrain, cfg.seed, fingerprint, torchtransfer.__version__, code)[:32]
 
 
 def _source_path(cfg: ExperimentConfig, fingerprint: str) -> Path:

@@ -64,6 +64,8 @@ def test_flow_tracks_registers_and_reuses_the_source_model(smoke_cfg):
     again = client.get_run(second.run_id)
     states = _task_states(again.data.tags["prefect.flow_run_id"])
     assert states["pretrain_source"] == "Cached"  # asserted through the Prefect API, not assumed
+    assert states["prepare_data"] == "Cached" and first_states["prepare_data"] == "Completed"
+    assert again.data.tags["data.fingerprint"] == parent.data.tags["data.fingerprint"]
     assert second.source_model_cached and again.data.tags["source_model.cached"] == "true"
     assert again.data.tags["source_model.sha256"] == parent.data.tags["source_model.sha256"]
     # same config, same data: the study is complete, so the second run re-uses its best trial, and the
@@ -76,6 +78,26 @@ def test_flow_tracks_registers_and_reuses_the_source_model(smoke_cfg):
     # an equal score does not move the champion: v2 is only the challenger
     assert second.version == "2" and second.aliases == ("challenger",)
     assert str(client.get_model_version_by_alias(smoke_cfg.registry.model_name, "champion").version) == "1"
+
+
+@pytest.mark.slow
+def test_a_config_change_invalidates_only_what_depends_on_it(smoke_cfg):
+    client = MlflowClient(smoke_cfg.tracking.uri)
+
+    def states(cfg):
+        summary = transfer_learning(cfg)
+        return _task_states(client.get_run(summary.run_id).data.tags["prefect.flow_run_id"])
+
+    def changed(**sections):
+        return smoke_cfg.model_copy(update={k: getattr(smoke_cfg, k).model_copy(update=v)
+                                            for k, v in sections.items()})
+
+    assert states(smoke_cfg)["prepare_data"] == "Completed"
+    new_target = smoke_cfg.data.target.model_copy(update={"val": 40})
+    after_data = states(changed(data={"target": new_target}))
+    assert (after_data["prepare_data"], after_data["pretrain_source"]) == ("Completed", "Completed")
+    after_pretrain = states(changed(data={"target": new_target}, pretrain={"epochs": 4}))
+    assert (after_pretrain["prepare_data"], after_pretrain["pretrain_source"]) == ("Cached", "Completed")
 
 
 def test_cli_config_error_exits_2_and_creates_nothing(tmp_path):
