@@ -1,42 +1,71 @@
-r"""Domain shift as the squared Maximum Mean Discrepancy (MMD²) with a permutation test.
+r"""Domain shift as the squared Maximum Mean Discrepancy (MMD²), with a fast permutation test.
 
-Kernel, pinned: :math:`k(x, y) = \exp(-\lVert x - y\rVert^2 / (2 l^2))` with bandwidth :math:`l`.
+Kernel, pinned: :math:`k(x, y) = \exp(-\lVert x - y\rVert^2 / (2 l^2))` with bandwidth :math:`l`; a sequence of
+bandwidths gives the multi-kernel :math:`k = \frac{1}{|L|}\sum_{l\in L} k_l` (so :math:`k(x, x) = 1` always).
 Median heuristic, pinned: :math:`l^2 = \mathrm{median}_{i<j} \lVert z_i - z_j\rVert^2 / 2` over distinct
 pairs of the pooled sample :math:`z = x \cup y` (a seeded subsample of at most 1,000 points).
+p-value, pinned: :math:`p = (1 + \#\{b : \mathrm{null}_b \ge \mathrm{observed}\}) / (1 + B)`.
+
+The permutation test never materialises more than ``memory_budget`` bytes of kernel matrix: it walks row
+blocks of the pooled kernel K (N × N, N = m + n) and evaluates every permutation of a chunk at once as
+one matrix product K_R W (W: N × B 0/1 masks), so n + m = 20,000 runs in about 1 GB.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 MEDIAN_SUBSAMPLE = 1000
+MEMORY_BUDGET = 2**28  # bytes of float64 per working block (256 MiB)
+RNG_BLOCK = 128  # permutations drawn per RNG call: results do not depend on the memory budget
+ESTIMATORS = ("unbiased", "biased", "linear")
+Estimator = Literal["unbiased", "biased", "linear"]
+Bandwidth = float | Sequence[float] | None
+ArrayLike = Tensor | np.ndarray
 
 
 @dataclass(frozen=True)
 class MMDResult:
-    """Observed unbiased MMD², its permutation p-value, and the bandwidth ``l`` used."""
+    """Observed MMD², its permutation p-value, the bandwidth(s) ``l`` used and the permutation null."""
 
     mmd2: float
     p_value: float
-    bandwidth: float
+    bandwidth: float | tuple[float, ...]
     n_permutations: int
     n_source: int
     n_target: int
+    estimator: str = "unbiased"
+    seed: int = 0
+    null: tuple[float, ...] = field(default=(), repr=False)
 
 
-def as_matrix(a: Tensor | np.ndarray) -> Tensor:
-    """(N, ...) numpy or torch → (N, D) float64 torch (images are flattened)."""
+def as_matrix(a: ArrayLike, name: str = "samples") -> Tensor:
+    """(N, ...) numpy or torch → (N, D) float64 torch (images are flattened); rejects NaN/inf."""
     t = torch.as_tensor(a)
     if t.ndim < 2:
-        raise ValueError(f"expected samples of shape (N, D) or (N, C, H, W), got {tuple(t.shape)}")
-    return t.reshape(t.shape[0], -1).to(torch.float64)
+        raise ValueError(f"{name}: expected shape (N, D) or (N, C, H, W), got {tuple(t.shape)}")
+    t = t.reshape(t.shape[0], -1).to(torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return t
 
 
-def median_bandwidth(z: Tensor, seed: int = 0) -> float:
+def _pair(x: ArrayLike, y: ArrayLike, least: int = 2) -> tuple[Tensor, Tensor]:
+    x, y = as_matrix(x, "source"), as_matrix(y, "target")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"source and target have different dimensions: {x.shape[1]} vs {y.shape[1]}")
+    if len(x) < least or len(y) < least:
+        raise ValueError(f"MMD² needs at least {least} samples per side, got {len(x)} and {len(y)}")
+    return x, y.to(x.device)
+
+
+def median_bandwidth(z: ArrayLike, seed: int = 0) -> float:
     r"""Median heuristic :math:`l = \sqrt{\mathrm{median}_{i<j}\lVert z_i - z_j\rVert^2 / 2}`.
 
     Example:
@@ -47,87 +76,243 @@ def median_bandwidth(z: Tensor, seed: int = 0) -> float:
     z = as_matrix(z)
     if len(z) > MEDIAN_SUBSAMPLE:
         pick = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:MEDIAN_SUBSAMPLE]
-        z = z[pick]
+        z = z[pick.to(z.device)]
     d2 = torch.cdist(z, z).pow(2)
-    upper = d2[torch.triu_indices(len(z), len(z), offset=1).unbind()]
+    upper = d2[torch.triu_indices(len(z), len(z), offset=1, device=z.device).unbind()]
     med = float(upper.median())
     if med <= 0:
         raise ValueError("all samples are identical; the median heuristic needs distinct points")
     return (med / 2) ** 0.5
 
 
-def gaussian_kernel(a: Tensor, b: Tensor, bandwidth: float) -> Tensor:
-    """k(a_i, b_j) = exp(-‖a_i − b_j‖² / (2 l²)); (m, d), (n, d) → (m, n)."""
-    return torch.exp(-torch.cdist(a, b).pow(2) / (2 * bandwidth**2))
+def bandwidths(bandwidth: Bandwidth, z: Tensor, seed: int = 0) -> tuple[float, ...]:
+    """``l`` as a tuple: the median heuristic for None, a float → (l,), a sequence as given (all > 0)."""
+    if bandwidth is None:
+        return (median_bandwidth(z, seed),)
+    ls = (float(bandwidth),) if isinstance(bandwidth, int | float) else tuple(float(b) for b in bandwidth)
+    if not ls or not all(np.isfinite(l) and l > 0 for l in ls):
+        raise ValueError(f"bandwidth: expected a positive number or a non-empty sequence of them, got {bandwidth!r}")
+    return ls
 
 
-def _mmd2_from_sums(s_xx: Tensor, s_yy: Tensor, s_xy: Tensor, m: int, n: int) -> Tensor:
-    """Unbiased MMD² from kernel block sums whose diagonals (k(x, x) = 1) are still included."""
-    return (s_xx - m) / (m * (m - 1)) + (s_yy - n) / (n * (n - 1)) - 2 * s_xy / (m * n)
+def sq_dists(a: Tensor, b: Tensor) -> Tensor:
+    """‖a_i − b_j‖² via the Gram matrix; (r, d), (N, d) → (r, N), clamped at 0."""
+    d2 = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * (a @ b.T)  # (r, N)
+    return d2.clamp_min_(0)
 
 
-def mmd2_unbiased(x: Tensor | np.ndarray, y: Tensor | np.ndarray, bandwidth: float | None = None) -> float:
-    r"""Unbiased squared MMD (U-statistic; diagonal terms excluded; m ≠ n allowed).
+def gaussian_kernel(a: Tensor, b: Tensor, bandwidth: float | Sequence[float]) -> Tensor:
+    """k(a_i, b_j) = mean_l exp(−‖a_i − b_j‖² / (2 l²)); (r, d), (N, d) → (r, N)."""
+    ls = bandwidths(bandwidth, a)
+    d2 = sq_dists(a, b)
+    if len(ls) == 1:
+        return d2.mul_(-0.5 / ls[0] ** 2).exp_()
+    k = torch.zeros_like(d2)
+    for l in ls:
+        k += torch.exp(d2 * (-0.5 / l**2))
+    return k.div_(len(ls))
 
-    .. math:: \widehat{\mathrm{MMD}}^2 = \frac{1}{m(m-1)}\sum_{i\ne j} k(x_i,x_j)
-              + \frac{1}{n(n-1)}\sum_{i\ne j} k(y_i,y_j) - \frac{2}{mn}\sum_{i,j} k(x_i,y_j)
+
+def _quadratic_sums(z: Tensor, ls: tuple[float, ...], w: Tensor, budget: int) -> tuple[Tensor, Tensor]:
+    """Row sums r = K̃ 1 (N,) and q = diag(Wᵀ K̃ W) (B,), where K̃ is K with its diagonal zeroed.
+
+    K is built ``rows`` rows at a time, (rows, N), so memory is O(budget + N·B), never O(N²).
+    """
+    n_total = len(z)
+    rows = max(1, budget // (8 * n_total))
+    r = z.new_empty(n_total)
+    q = w.new_zeros(w.shape[1])
+    for start in range(0, n_total, rows):
+        k = gaussian_kernel(z[start: start + rows], z, ls)  # (rows, N)
+        k.diagonal(offset=start).zero_()  # entries (i, start + i): k(z_i, z_i)
+        r[start: start + rows] = k.sum(1)
+        q += (w[start: start + rows] * (k @ w)).sum(0)  # (B,)
+    return r, q
+
+
+def _statistic(r: Tensor, q: Tensor, w: Tensor, m: int, n: int, estimator: str) -> Tensor:
+    """MMD² per column of W from s_xx = q, s_xy = wᵀr − q, s_yy = 1ᵀr − s_xx − 2 s_xy (diagonals excluded)."""
+    s_xx = q
+    s_xy = w.T @ r - s_xx
+    s_yy = r.sum() - s_xx - 2 * s_xy
+    if estimator == "unbiased":
+        return s_xx / (m * (m - 1)) + s_yy / (n * (n - 1)) - 2 * s_xy / (m * n)
+    return (s_xx + m) / m**2 + (s_yy + n) / n**2 - 2 * s_xy / (m * n)  # biased: k(z, z) = 1 on the diagonal
+
+
+def _check_estimator(estimator: str, allowed: Sequence[str] = ESTIMATORS) -> None:
+    if estimator not in allowed:
+        raise ValueError(f"estimator: expected one of {', '.join(allowed)}, got {estimator!r}")
+
+
+def _identity_mask(m: int, n: int, like: Tensor) -> Tensor:
+    w = like.new_zeros(m + n, 1)  # (N, 1): 1 marks the source rows
+    w[:m] = 1.0
+    return w
+
+
+def _linear(x: Tensor, y: Tensor, ls: tuple[float, ...]) -> float:
+    """Gretton et al. (2012, §6) linear-time MMD² over the first 2⌊min(m, n)/2⌋ rows of each side."""
+    half = min(len(x), len(y)) // 2
+    x1, x2, y1, y2 = x[0: 2 * half: 2], x[1: 2 * half: 2], y[0: 2 * half: 2], y[1: 2 * half: 2]  # (half, d)
+
+    def k(a: Tensor, b: Tensor) -> Tensor:  # paired kernel k(a_i, b_i), (half,)
+        d2 = (a - b).pow(2).sum(1)
+        return torch.stack([torch.exp(-d2 / (2 * l**2)) for l in ls]).mean(0)
+
+    return float((k(x1, x2) + k(y1, y2) - k(x1, y2) - k(x2, y1)).mean())
+
+
+def mmd2(x: ArrayLike, y: ArrayLike, *, bandwidth: Bandwidth = None, estimator: Estimator = "unbiased",
+         seed: int = 0, memory_budget: int = MEMORY_BUDGET) -> float:
+    r"""Squared MMD between samples x and y.
+
+    .. math:: \mathrm{unbiased} = \frac{\sum_{i\ne j} k(x_i,x_j)}{m(m-1)} + \frac{\sum_{i\ne j} k(y_i,y_j)}{n(n-1)}
+              - \frac{2}{mn}\sum_{i,j} k(x_i,y_j)
+
+    ``biased`` (V-statistic) keeps the diagonals and divides by m², n²; ``linear`` averages
+    :math:`h_i = k(x_{2i},x_{2i+1}) + k(y_{2i},y_{2i+1}) - k(x_{2i},y_{2i+1}) - k(x_{2i+1},y_{2i})`.
 
     Args:
-        x: Source samples, shape (m, d) or images (m, C, H, W).
-        y: Target samples, shape (n, d) or images.
-        bandwidth: Kernel width ``l``; None uses the median heuristic on the pooled sample.
+        x: Source samples, shape (m, d) or images (m, C, H, W); numpy or torch.
+        y: Target samples, shape (n, d) or images; n may differ from m.
+        bandwidth: ``l``; a sequence for the multi-kernel mean; None for the median heuristic.
+        estimator: ``unbiased`` (U-statistic), ``biased`` (V-statistic) or ``linear`` (linear time).
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> x, y = torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g)
-        >>> mmd2_unbiased(x, y + 1.0) > 0.1 > abs(mmd2_unbiased(x, y))
+        >>> mmd2(x, y + 1.0) > 0.1 > abs(mmd2(x, y))
         True
     """
-    x, y = as_matrix(x), as_matrix(y)
-    m, n = len(x), len(y)
-    if m < 2 or n < 2:
-        raise ValueError(f"the unbiased MMD² needs at least 2 samples per side, got {m} and {n}")
-    l = bandwidth or median_bandwidth(torch.cat([x, y]))
-    s_xx = gaussian_kernel(x, x, l).sum()
-    s_yy = gaussian_kernel(y, y, l).sum()
-    s_xy = gaussian_kernel(x, y, l).sum()
-    return float(_mmd2_from_sums(s_xx, s_yy, s_xy, m, n))
-
-
-def permutation_test(
-    x: Tensor | np.ndarray,
-    y: Tensor | np.ndarray,
-    *,
-    n_permutations: int = 200,
-    bandwidth: float | None = None,
-    seed: int = 0,
-    chunk: int = 64,
-) -> MMDResult:
-    """Unbiased MMD² and its permutation p-value, p = (1 + #{null ≥ observed}) / (1 + B).
-
-    The pooled kernel matrix K is built once; each permutation is a 0/1 column ``w`` marking the
-    "source" half, and a chunk of B columns W (N, B) is evaluated at once:
-    s_xx = diag(Wᵀ K W), s_xy = Wᵀ K 1 − s_xx, s_yy = 1ᵀ K 1 − s_xx − 2 s_xy.
-    """
-    x, y = as_matrix(x), as_matrix(y)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"source and target have different dimensions: {x.shape[1]} vs {y.shape[1]}")
-    m, n = len(x), len(y)
+    _check_estimator(estimator)
+    x, y = _pair(x, y)
     z = torch.cat([x, y])  # (m + n, d)
-    l = bandwidth or median_bandwidth(z, seed)
-    k = gaussian_kernel(z, z, l)  # (N, N)
-    row_sums, total = k.sum(1), k.sum()
-    observed = float(_mmd2_from_sums(k[:m, :m].sum(), k[m:, m:].sum(), k[:m, m:].sum(), m, n))
+    ls = bandwidths(bandwidth, z, seed)
+    if estimator == "linear":
+        return _linear(x, y, ls)
+    w = _identity_mask(len(x), len(y), z)
+    r, q = _quadratic_sums(z, ls, w, memory_budget)
+    return float(_statistic(r, q, w, len(x), len(y), estimator)[0])
+
+
+def mmd2_unbiased(x: ArrayLike, y: ArrayLike, bandwidth: Bandwidth = None) -> float:
+    """The unbiased MMD² (kept for callers of the first API): ``mmd2(x, y, bandwidth=bandwidth)``."""
+    return mmd2(x, y, bandwidth=bandwidth)
+
+
+def permutation_masks(n_total: int, m: int, count: int, gen: torch.Generator) -> Tensor:
+    """``count`` random splits as 0/1 columns, (N, count): each marks m of the N pooled rows as "source"."""
+    keys = torch.rand(count, n_total, generator=gen)  # (count, N)
+    chosen = keys.argsort(dim=1)[:, :m]  # (count, m) a uniform random m-subset per row
+    return torch.zeros(count, n_total, dtype=torch.float64).scatter_(1, chosen, 1.0).T
+
+
+def permutation_test(x: ArrayLike, y: ArrayLike, *, n_permutations: int = 1000, bandwidth: Bandwidth = None,
+                     seed: int = 0, estimator: Estimator = "unbiased",
+                     memory_budget: int = MEMORY_BUDGET) -> MMDResult:
+    """MMD² and its permutation p-value, p = (1 + #{null ≥ observed}) / (1 + B).
+
+    All permutations of a chunk are evaluated at once: with W (N, B) the 0/1 masks of the permuted
+    "source" rows, s_xx = diag(Wᵀ K̃ W), s_xy = Wᵀ K̃ 1 − s_xx and s_yy = 1ᵀ K̃ 1 − s_xx − 2 s_xy. The
+    observed split is column 0 of the first chunk, so it goes through exactly the same arithmetic.
+    Permutations come from ``seed`` in fixed blocks of 128, independent of ``memory_budget``.
+    """
+    _check_estimator(estimator, ("unbiased", "biased"))
+    if n_permutations < 0:
+        raise ValueError(f"n_permutations: must be ≥ 0, got {n_permutations}")
+    x, y = _pair(x, y)
+    m, n = len(x), len(y)
+    z = torch.cat([x, y])  # (N, d), N = m + n
+    ls = bandwidths(bandwidth, z, seed)
+    per_pass = max(RNG_BLOCK, (memory_budget // (8 * len(z))) // RNG_BLOCK * RNG_BLOCK)
     gen = torch.Generator().manual_seed(seed)
-    exceed = 0
-    for start in range(0, n_permutations, chunk):
-        b = min(chunk, n_permutations - start)
-        order = torch.argsort(torch.rand(b, m + n, generator=gen), dim=1)  # (b, N) random permutations
-        w = torch.zeros(b, m + n, dtype=k.dtype).scatter_(1, order[:, :m], 1.0).T  # (N, b)
-        s_xx = (w * (k @ w)).sum(0)  # (b,)
-        s_xy = w.T @ row_sums - s_xx
-        s_yy = total - s_xx - 2 * s_xy
-        null = _mmd2_from_sums(s_xx, s_yy, s_xy, m, n)
-        exceed += int((null >= observed).sum())
-    p_value = (1 + exceed) / (1 + n_permutations)
-    return MMDResult(observed, p_value, l, n_permutations, m, n)
+    stats, done = [], 0
+    while True:
+        count = min(per_pass, n_permutations - done)
+        blocks = [permutation_masks(len(z), m, min(RNG_BLOCK, count - i), gen) for i in range(0, count, RNG_BLOCK)]
+        w = torch.cat(([_identity_mask(m, n, z)] if done == 0 else []) + blocks, dim=1).to(z.device)
+        r, q = _quadratic_sums(z, ls, w, memory_budget)
+        stats.append(_statistic(r, q, w, m, n, estimator).cpu())
+        done += count
+        if done >= n_permutations:
+            break
+    all_stats = torch.cat(stats)
+    observed, null = float(all_stats[0]), all_stats[1:]
+    exceed = int((null >= observed - 1e-12 * abs(observed)).sum())  # ties count as exceeding
+    return MMDResult(observed, (1 + exceed) / (1 + n_permutations), ls[0] if len(ls) == 1 else ls,
+                     n_permutations, m, n, estimator, seed, tuple(null.tolist()))
+
+
+def class_conditional_mmd(x: ArrayLike, y: ArrayLike, labels_x: ArrayLike, labels_y: ArrayLike, *,
+                          bandwidth: Bandwidth = None, seed: int = 0) -> dict[int, float]:
+    """Unbiased MMD² between x | c and y | c for each class c with ≥ 2 labelled samples on both sides.
+
+    One bandwidth serves every class (the median heuristic on the pooled labelled sample, unless given), so
+    the per-class values are comparable. Labels < 0 mark unlabelled rows and are ignored.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x, y = torch.randn(40, 2, generator=g), torch.randn(40, 2, generator=g)
+        >>> lab = torch.arange(40) % 2
+        >>> y[lab == 1] += 3.0  # only class 1 moves
+        >>> per = class_conditional_mmd(x, y, lab, lab, bandwidth=1.0)
+        >>> per[1] > 0.3 > abs(per[0])
+        True
+    """
+    x, y = _pair(x, y)
+    lx, ly = torch.as_tensor(labels_x).reshape(-1), torch.as_tensor(labels_y).reshape(-1)
+    if len(lx) != len(x) or len(ly) != len(y):
+        raise ValueError(f"labels: expected {len(x)} and {len(y)} labels, got {len(lx)} and {len(ly)}")
+    lx, ly = lx.to(x.device), ly.to(y.device)
+    keep_x, keep_y = lx >= 0, ly >= 0
+    ls = bandwidths(bandwidth, torch.cat([x[keep_x], y[keep_y]]), seed)
+    classes = sorted(set(lx[keep_x].tolist()) & set(ly[keep_y].tolist()))
+    return {int(c): mmd2(x[lx == c], y[ly == c], bandwidth=ls) for c in classes
+            if int((lx == c).sum()) >= 2 and int((ly == c).sum()) >= 2}
+
+
+def _logistic_newton(feats: Tensor, labels: Tensor, l2: float, steps: int) -> Tensor:
+    """Weights w (d,) minimising mean BCE(feats @ w, labels) + l2 ‖w‖² by Newton's method; feats (N, d)."""
+    w = feats.new_zeros(feats.shape[1])
+    eye = torch.eye(feats.shape[1], dtype=feats.dtype, device=feats.device)
+    for _ in range(steps):
+        p = torch.sigmoid(feats @ w)  # (N,)
+        grad = feats.T @ (p - labels) / len(feats) + 2 * l2 * w
+        hess = (feats.T * (p * (1 - p))) @ feats / len(feats) + 2 * l2 * eye  # (d, d)
+        step = torch.linalg.solve(hess, grad)
+        w -= step
+        if float(step.abs().max()) < 1e-8:
+            break
+    return w
+
+
+def proxy_a_distance(x: ArrayLike, y: ArrayLike, *, seed: int = 0, l2: float = 1e-3, steps: int = 25) -> float:
+    r"""Proxy A-distance :math:`2(1 - 2\varepsilon)` of a linear domain classifier (Ben-David et al., 2007).
+
+    A seeded half of each domain trains an L2-regularised logistic regression (features standardised with
+    the training half's statistics; Newton's method); ε is its balanced error (mean of the two domains'
+    error rates) on the other half, clipped to [0, 0.5]. So 0 means indistinguishable, 2 perfectly separable.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x, y = torch.randn(200, 3, generator=g), torch.randn(200, 3, generator=g)
+        >>> proxy_a_distance(x, y + 5.0) > 1.9 and proxy_a_distance(x, y) < 0.5
+        True
+    """
+    x, y = _pair(x, y)
+    gen = torch.Generator().manual_seed(seed)
+    halves = [torch.randperm(len(s), generator=gen).to(s.device) for s in (x, y)]
+    train = [s[p[: len(s) // 2]] for s, p in zip((x, y), halves, strict=True)]
+    test = [s[p[len(s) // 2:]] for s, p in zip((x, y), halves, strict=True)]
+    xt = torch.cat(train)  # (N_train, d)
+    mean, std = xt.mean(0), xt.std(0).clamp_min(1e-8)
+
+    def design(t: Tensor) -> Tensor:  # standardised, with a bias column: (N, d + 1)
+        return torch.nn.functional.pad((t - mean) / std, (0, 1), value=1.0)
+
+    labels = torch.cat([xt.new_zeros(len(train[0])), xt.new_ones(len(train[1]))])
+    w = _logistic_newton(design(xt), labels, l2, steps)
+    errors = [float((design(t) @ w > 0).double().mean()) for t in test]  # fraction called "target"
+    eps = min(max((errors[0] + (1 - errors[1])) / 2, 0.0), 0.5)  # source wrongly "target", target wrongly "source"
+    return 2 * (1 - 2 * eps)
