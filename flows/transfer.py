@@ -16,7 +16,8 @@ from prefect import flow
 from tasks.data import prepared_data
 from tasks.evaluate import evaluate_model
 from tasks.register import register_model
-from tasks.shift import analyze_shift
+from tasks.report import publish_summary
+from tasks.shift import analyze_shift, measure_adapted_shift, steer_search
 from tasks.tracking import RunRef, end_run, start_run
 from tasks.train import fine_tune, source_model
 from tasks.tune import tune_hyperparameters
@@ -40,6 +41,22 @@ class ExperimentSummary:
     study_name: str
     source_model_cached: bool
 
+    def rows(self) -> dict[str, str]:
+        """The summary as labelled strings (CLI table, Prefect artifact)."""
+        return {
+            "MMD² (pixels)": f"{self.mmd2:.4f}",
+            "p-value": f"{self.p_value:.4f}",
+            "source-only target acc": f"{self.baseline_acc:.4f}",
+            "tuned target acc": f"{self.target_acc:.4f}",
+            "gain": f"{self.gain:+.4f}",
+            "registered": f"{self.model_name} v{self.version}",
+            "aliases": ", ".join(self.aliases) or "-",
+            "promotion": self.promotion,
+            "Optuna study": self.study_name,
+            "source model": "reused from cache" if self.source_model_cached else "trained in this run",
+            "MLflow run": f"{self.run_id} ({self.tracking_uri})",
+        }
+
 
 @contextmanager
 def parent_run(cfg: ExperimentConfig):
@@ -61,11 +78,14 @@ def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
         data = prepared_data(cfg, run)
         source = source_model(cfg, data, run)
         shift = analyze_shift(data, source, cfg.shift, cfg.seed, run)
-        tuning = tune_hyperparameters(cfg, data, source, run)
+        tuning = tune_hyperparameters(steer_search(cfg, shift, run), data, source, run)
         model = fine_tune(cfg, data, source, tuning.best, run)
+        measure_adapted_shift(data, model, cfg.shift, cfg.seed, run)
         metrics = evaluate_model(data, model, source, cfg.device, run)
         registered = register_model(model, metrics, data, cfg.registry, run)
-    return _summary(cfg, run, shift, metrics, registered, tuning.study_name, source.trained_in_run)
+    summary = _summary(cfg, run, shift, metrics, registered, tuning.study_name, source.trained_in_run)
+    publish_summary(cfg.experiment, summary.rows(), run)
+    return summary
 
 
 def _summary(cfg, run: RunRef, shift, metrics, registered, study_name, source_run) -> ExperimentSummary:

@@ -36,21 +36,8 @@ def summary_table(summary) -> Table:
     table = Table(title=f"torchtransfer · {summary.experiment}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    rows = [
-        ("MMD² (pixels)", f"{summary.mmd2:.4f}"),
-        ("p-value", f"{summary.p_value:.4f}"),
-        ("source-only target acc", f"{summary.baseline_acc:.4f}"),
-        ("tuned target acc", f"{summary.target_acc:.4f}"),
-        ("gain", f"{summary.gain:+.4f}"),
-        ("registered", f"{summary.model_name} v{summary.version}"),
-        ("aliases", ", ".join(summary.aliases) or "-"),
-        ("promotion", summary.promotion),
-        ("Optuna study", summary.study_name),
-        ("source model", "reused from cache" if summary.source_model_cached else "trained in this run"),
-        ("MLflow run", f"{summary.run_id}  ({summary.tracking_uri})"),
-    ]
-    for row in rows:
-        table.add_row(*row)
+    for label, value in summary.rows().items():
+        table.add_row(label, value)
     return table
 
 
@@ -83,6 +70,16 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
         return
     cfg = _load(config, overrides)
     console.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), highlight=False)
+
+
+def _register_commands() -> None:
+    from torchtransfer import cli_orchestration, cli_registry
+
+    cli_orchestration.register(app)
+    cli_registry.register(app)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -1,0 +1,117 @@
+"""Local Prefect and MLflow servers on 127.0.0.1 (``torchtransfer ui``, and the server-backed tests)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from flows import OFFLINE_DEFAULTS
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _bin(name: str) -> str:
+    """The console script next to this interpreter (the project's venv), else on PATH."""
+    local = Path(sys.executable).with_name(name)
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    """Poll ``url`` until it answers 200; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with code {process.returncode} before it was healthy")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not become healthy within {timeout:.0f} s")
+
+
+def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL what is left."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+def _start(name: str, cmd: list[str], health: str, url: str, env: dict[str, str], log_file: Path | None) -> Server:
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 (closed with the process)
+    process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_healthy(health, process)
+    except BaseException:
+        stop(process)
+        raise
+    return Server(name, url, process)
+
+
+def start_prefect(host: str = "127.0.0.1", port: int | None = None, home: Path | None = None,
+                  log_file: Path | None = None) -> Server:
+    """``prefect server start`` (analytics off); ``home`` isolates its database and settings."""
+    port = port or free_port(host)
+    env = {**os.environ, **OFFLINE_DEFAULTS, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if home is not None:
+        env["PREFECT_HOME"] = str(home)
+    env.pop("PREFECT_API_URL", None)
+    url = f"http://{host}:{port}"
+    cmd = [_bin("prefect"), "server", "start", "--host", host, "--port", str(port)]
+    return _start("Prefect", cmd, f"{url}/api/health", url, env, log_file)
+
+
+def start_mlflow(backend_uri: str, host: str = "127.0.0.1", port: int | None = None,
+                 artifacts: str | None = None, log_file: Path | None = None) -> Server:
+    """``mlflow server --workers 1`` on ``backend_uri`` (telemetry off)."""
+    port = port or free_port(host)
+    env = {**os.environ, **OFFLINE_DEFAULTS}
+    url = f"http://{host}:{port}"
+    cmd = [_bin("mlflow"), "server", "--backend-store-uri", backend_uri, "--host", host, "--port", str(port),
+           "--workers", "1"]
+    if artifacts:
+        cmd += ["--artifacts-destination", artifacts]
+    return _start("MLflow", cmd, f"{url}/health", url, env, log_file)
+
+
+@contextmanager
+def local_ui(backend_uri: str, host: str = "127.0.0.1", prefect_port: int = 4200,
+             mlflow_port: int = 5000) -> Iterator[list[Server]]:
+    """Both servers, stopped (in reverse order) when the block exits, Ctrl-C included."""
+    with ExitStack() as stack:
+        servers = []
+        for start in (lambda: start_prefect(host, prefect_port), lambda: start_mlflow(backend_uri, host, mlflow_port)):
+            server = start()
+            stack.callback(stop, server.process)
+            servers.append(server)
+        yield servers
