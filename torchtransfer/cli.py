@@ -73,10 +73,11 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
 
 
 def _register_commands() -> None:
-    from torchtransfer import cli_orchestration, cli_registry
+    from torchtransfer import cli_orchestration, cli_registry, cli_shift
 
     cli_orchestration.register(app)
     cli_registry.register(app)
+    cli_shift.register(app)
 
 
 _register_commands()

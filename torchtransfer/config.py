@@ -45,7 +45,9 @@ class DataConfig(_Strict):
 
 class ShiftConfig(_Strict):
     max_samples: int = Field(500, ge=4)
-    n_permutations: int = Field(200, ge=0)
+    n_permutations: int = Field(1000, ge=0)
+    alpha: float = Field(0.05, gt=0, lt=1)  # significance level of the permutation test
+    steer: bool = True  # no significant shift (p ≥ alpha) → adaptation leaves the search space
 
 
 class ModelConfig(_Strict):

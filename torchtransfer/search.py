@@ -53,3 +53,25 @@ def suggest_hparams(trial: Trial, space: SearchConfig) -> HParams:
         strategy=strategies[0] if len(strategies) == 1 else trial.suggest_categorical("strategy", strategies),
         adaptation_weight=_float(trial, "adaptation_weight", space.adaptation_weight),
     )
+
+
+def steer(space: SearchConfig, p_value: float | None, alpha: float) -> tuple[SearchConfig, str]:
+    """The shift verdict applied to the search space; returns ``(space, reason)``.
+
+    Significant shift (p < alpha): the space is kept, adaptation options included. No significant shift:
+    adaptation leaves the space (``method`` → ("none",), ``adaptation_weight`` fixed at 0), so tuning
+    searches plain fine-tuning only. ``p_value`` None (no test ran) keeps the space.
+
+    Example:
+        >>> steer(SearchConfig(), 0.2, 0.05)[0].adaptation_weight.high
+        0.0
+    """
+    if p_value is None:
+        return space, "unchanged: no permutation test ran (shift.n_permutations = 0)"
+    if p_value < alpha:
+        return space, f"adaptation kept: significant shift (p = {p_value:.4g} < alpha = {alpha:g})"
+    update: dict[str, Any] = {"adaptation_weight": FloatRange(low=0.0, high=0.0)}
+    if "method" in SearchConfig.model_fields:
+        update["method"] = ("none",)
+    reason = f"adaptation removed: no significant shift (p = {p_value:.4g} >= alpha = {alpha:g})"
+    return space.model_copy(update=update), reason

@@ -1,0 +1,48 @@
+"""analyze_shift, steer_search and measure_adapted_shift on real MNIST/USPS (smoke sizes), real MLflow."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from tasks.data import prepare_data
+from tasks.shift import analyze_shift, measure_adapted_shift, steer_search
+from tasks.tracking import start_run
+from tasks.train import ModelRef
+from torchtransfer.models import build_model, save_weights
+
+
+def test_shift_tasks_report_log_and_steer_both_ways(smoke_cfg, tmp_path):
+    client = MlflowClient(smoke_cfg.tracking.uri)
+    run = start_run(smoke_cfg)
+    data = prepare_data(smoke_cfg)
+    model = build_model("lenet", 10, 0)
+    ref = ModelRef(str(tmp_path / "m.pt"), save_weights(model, tmp_path / "m.pt"), "lenet", 10, run.run_id)
+
+    analysis = analyze_shift(data, ref, smoke_cfg.shift, 0, run)
+    after = measure_adapted_shift(data, ref, smoke_cfg.shift, 0, run)
+    metrics = client.get_run(run.run_id).data.metrics
+    assert metrics["shift/p_value"] == analysis.p_value == 1 / 51  # MNIST vs USPS pixels: every null below
+    assert metrics["shift/mmd2"] > 0.05 and 0 < metrics["shift/a_distance"] <= 2
+    # the same (here untouched) model on the same images gives the same feature MMD² before and after
+    assert metrics["shift/mmd2_after"] == after.mmd2 == analysis.features.mmd2
+    artifacts = {a.path for a in client.list_artifacts(run.run_id, "shift")}
+    assert {"shift/report.json", "shift/embedding.png", "shift/null_pixels.png", "shift/null_features.png",
+            "shift/report_after.json"} <= artifacts
+    report = json.loads(Path(client.download_artifacts(run.run_id, "shift/report.json", str(tmp_path))).read_text())
+    assert report["pixels"]["n_permutations"] == 50 and report["seed"] == 0
+    assert len(report["pixels"]["per_class"]) == 10
+
+    kept = steer_search(smoke_cfg, analysis, run)  # significant on features → space unchanged
+    assert kept.search == smoke_cfg.search
+    assert client.get_run(run.run_id).data.tags["steer.decision"] == "adaptation kept"
+
+    other = start_run(smoke_cfg)
+    null_like = replace(analysis, features=replace(analysis.features, p_value=0.4))
+    removed = steer_search(smoke_cfg, null_like, other)
+    assert removed.search.method == ("none",) and removed.search.adaptation_weight.high == 0.0
+    tags = client.get_run(other.run_id).data.tags
+    assert tags["steer.decision"] == "adaptation removed" and "p = 0.4 >= alpha = 0.05" in tags["steer.reason"]
