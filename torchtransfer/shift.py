@@ -77,7 +77,7 @@ def median_bandwidth(z: ArrayLike, seed: int = 0) -> float:
     if len(z) > MEDIAN_SUBSAMPLE:
         pick = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:MEDIAN_SUBSAMPLE]
         z = z[pick.to(z.device)]
-    d2 = torch.cdist(z, z).pow(2)
+    d2 = sq_dists(z, z)  # (N, N)
     upper = d2[torch.triu_indices(len(z), len(z), offset=1, device=z.device).unbind()]
     med = float(upper.median())
     if med <= 0:
@@ -202,10 +202,17 @@ def mmd2_unbiased(x: ArrayLike, y: ArrayLike, bandwidth: Bandwidth = None) -> fl
 
 
 def permutation_masks(n_total: int, m: int, count: int, gen: torch.Generator) -> Tensor:
-    """``count`` random splits as 0/1 columns, (N, count): each marks m of the N pooled rows as "source"."""
-    keys = torch.rand(count, n_total, generator=gen)  # (count, N)
-    chosen = keys.argsort(dim=1)[:, :m]  # (count, m) a uniform random m-subset per row
-    return torch.zeros(count, n_total, dtype=torch.float64).scatter_(1, chosen, 1.0).T
+    """``count`` random splits as 0/1 columns, (N, count): each marks m of the N pooled rows as "source".
+
+    Row b keeps the m smallest of N uniform float64 keys (a uniform random m-subset); a tie at the
+    threshold (probability about N·2⁻⁵³) falls back to an argsort for that row.
+    """
+    keys = torch.rand(count, n_total, generator=gen, dtype=torch.float64)  # (count, N)
+    masks = keys <= keys.kthvalue(m, dim=1, keepdim=True).values
+    tied = (masks.sum(1) != m).nonzero().squeeze(1)
+    if len(tied):
+        masks[tied] = torch.zeros_like(masks[tied]).scatter_(1, keys[tied].argsort(dim=1)[:, :m], True)
+    return masks.T.to(torch.float64)
 
 
 def permutation_test(x: ArrayLike, y: ArrayLike, *, n_permutations: int = 1000, bandwidth: Bandwidth = None,
