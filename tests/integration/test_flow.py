@@ -13,9 +13,9 @@ from flows.transfer import transfer_learning
 from torchtransfer.cli import app
 
 PARENT_TAGS = ("prefect.flow_run_id", "prefect.flow_run_name", "git.commit", "git.dirty", "config.sha256",
-               "data.fingerprint", "torchtransfer.version", "model.sha256")
+               "data.fingerprint", "torchtransfer.version", "model.sha256", "steer.decision", "steer.reason")
 PARENT_METRICS = ("shift/mmd2", "shift/p_value", "test/target_acc", "test/target_macro_f1", "test/source_acc",
-                  "baseline/target_acc", "test/gain", "tuning/best_value")
+                  "baseline/target_acc", "test/gain", "tuning/best_value", "shift/a_distance", "shift/mmd2_after")
 
 
 def _children(client: MlflowClient, run):
