@@ -4,8 +4,10 @@ Speed: for n = m ∈ SIZES, d ∈ DIMS and B permutations, the vectorised test (
 kernel, all permutations) beside a plain reference that builds the same pooled kernel matrix and loops over
 the same permutations in Python, recomputing the unbiased MMD² from the permuted kernel blocks (the
 approach of alibi-detect's MMDDrift). The loop is timed on ``--loop-perms`` permutations and scaled to B;
-its statistics must equal ours to 1e-6 relative. Peak memory is the growth of the process's peak resident
-set (VmHWM, reset through /proc/self/clear_refs) over the resident set before the call.
+its statistics must equal ours to 1e-6 relative. permutation_test's time is the best of ``--repeat`` runs.
+Each measurement runs in a fresh process; peak memory is the growth of its peak resident set (VmHWM, reset
+through /proc/self/clear_refs) over the resident set before the call. The loop's kernel build is timed once,
+its iterations are scaled from ``--loop-perms`` to B.
 
 Calibration: the share of independent H0 draws (both samples from one Gaussian) that the test rejects at
 α = 0.05, beside the central 99 % binomial band.
@@ -16,7 +18,10 @@ Calibration: the share of independent H0 draws (both samples from one Gaussian) 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,20 +35,19 @@ def _rss_kib(field: str) -> int:
     return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
 
 
-def measure(fn):
-    """(result, seconds, peak MiB above the resident set before the call)."""
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    before = _rss_kib("VmRSS")
+def _data(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    return x, torch.randn(n, d, generator=g, dtype=torch.float64) + 0.02
+
+
+def loop_reference(x: torch.Tensor, y: torch.Tensor, bandwidth: float, masks: torch.Tensor):
+    """Pooled kernel matrix once, then one Python iteration per permutation; masks (b, N) bool.
+    Returns (statistics, seconds for the kernel, seconds for the loop)."""
     start = time.perf_counter()
-    out = fn()
-    seconds = time.perf_counter() - start
-    return out, seconds, (_rss_kib("VmHWM") - before) / 1024
-
-
-def loop_reference(x: torch.Tensor, y: torch.Tensor, bandwidth: float, masks: torch.Tensor) -> list[float]:
-    """Pooled kernel matrix once, then one Python iteration per permutation; masks (b, N) bool."""
     z = torch.cat([x, y])
     k = shift.gaussian_kernel(z, z, bandwidth)  # (N, N)
+    t_kernel = time.perf_counter() - start
     m, n = len(x), len(y)
     out = []
     for w in masks:
@@ -51,25 +55,44 @@ def loop_reference(x: torch.Tensor, y: torch.Tensor, bandwidth: float, masks: to
         kxx, kyy, kxy = k[ix][:, ix], k[iy][:, iy], k[ix][:, iy]
         out.append(float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
                          + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean()))
-    return out
+    return out, t_kernel, time.perf_counter() - start - t_kernel
 
 
-def speed_row(n: int, d: int, n_perm: int, loop_perms: int, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = torch.randn(n, d, generator=g, dtype=torch.float64) + 0.02
-    res, t_vec, mem_vec = measure(lambda: shift.permutation_test(x, y, n_permutations=n_perm, seed=seed))
-    b = min(loop_perms, n_perm)
-    masks = shift.permutation_masks(2 * n, n, min(b, shift.RNG_BLOCK), torch.Generator().manual_seed(seed))
-    masks = masks.T.bool()[:b]  # the first b permutations the test drew (b ≤ one RNG block)
-    ident = torch.zeros(1, 2 * n, dtype=torch.bool)
-    ident[0, :n] = True
-    loop, t_loop, mem_loop = measure(lambda: loop_reference(x, y, res.bandwidth, torch.cat([ident, masks])))
-    ours = torch.tensor([res.mmd2, *res.null[:b]])
-    rel = float(((ours - torch.tensor(loop)).abs() / torch.tensor(loop).abs()).max())
-    t_loop_full = t_loop * (n_perm + 1) / (b + 1)
-    return {"n": n, "d": d, "B": n_perm, "t_vec": t_vec, "mem_vec": mem_vec, "t_loop": t_loop_full,
-            "loop_timed": b, "mem_loop": mem_loop, "speedup": t_loop_full / t_vec, "max_rel": rel}
+def one(kind: str, n: int, d: int, n_perm: int, loop_perms: int, repeat: int, seed: int = 0) -> dict:
+    """One measurement in this (fresh) process: time, peak MiB above the resident set before, statistics."""
+    x, y = _data(n, d, seed)
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = _rss_kib("VmRSS")
+    if kind == "vec":
+        times = []
+        for _ in range(repeat):  # best of `repeat`: the machine is shared
+            start = time.perf_counter()
+            res = shift.permutation_test(x, y, n_permutations=n_perm, seed=seed)
+            times.append(time.perf_counter() - start)
+        out = {"seconds": min(times), "stats": [res.mmd2, *res.null[:loop_perms]]}
+    else:
+        b = min(loop_perms, n_perm, shift.RNG_BLOCK)  # the first b permutations the test drew
+        masks = shift.permutation_masks(2 * n, n, b, torch.Generator().manual_seed(seed)).T.bool()
+        ident = torch.zeros(1, 2 * n, dtype=torch.bool)
+        ident[0, :n] = True
+        bandwidth = shift.median_bandwidth(torch.cat([x, y]), seed)
+        stats, t_kernel, t_iter = loop_reference(x, y, bandwidth, torch.cat([ident, masks]))
+        out = {"seconds": t_kernel + t_iter * (n_perm + 1) / (b + 1), "stats": stats, "timed": b}
+    return out | {"peak_mib": (_rss_kib("VmHWM") - before) / 1024}
+
+
+def _spawn(kind: str, n: int, d: int, args) -> dict:
+    cmd = [sys.executable, __file__, "--one", kind, str(n), str(d), "--permutations", str(args.permutations),
+           "--loop-perms", str(args.loop_perms), "--repeat", str(args.repeat)]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+def speed_row(n: int, d: int, args) -> dict:
+    vec, loop = _spawn("vec", n, d, args), _spawn("loop", n, d, args)
+    ours, ref = (torch.tensor(r["stats"][: len(loop["stats"])], dtype=torch.float64) for r in (vec, loop))
+    return {"n": n, "d": d, "B": args.permutations, "t_vec": vec["seconds"], "mem_vec": vec["peak_mib"],
+            "t_loop": loop["seconds"], "loop_timed": loop["timed"], "mem_loop": loop["peak_mib"],
+            "speedup": loop["seconds"] / vec["seconds"], "max_rel": float(((ours - ref).abs() / ref.abs()).max())}
 
 
 def calibration(draws: int, n: int, d: int, n_perm: int, alpha: float = 0.05) -> tuple[int, int, int]:
@@ -88,15 +111,21 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[64, 784])
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--loop-perms", type=int, default=50, help="permutations the loop is timed on")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many timings of permutation_test")
     parser.add_argument("--draws", type=int, default=2000, help="H0 draws for the calibration table")
+    parser.add_argument("--one", nargs=3, metavar=("KIND", "N", "D"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        kind, n, d = args.one[0], int(args.one[1]), int(args.one[2])
+        print(json.dumps(one(kind, n, d, args.permutations, args.loop_perms, args.repeat)))
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64\n")
     print("| n = m | d | B | permutation_test s | peak MiB | Python loop s (timed perms) | loop peak MiB "
           "| speed-up | max rel. diff |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         for d in args.dims:
-            r = speed_row(n, d, args.permutations, args.loop_perms)
+            r = speed_row(n, d, args)
             print(f"| {r['n']} | {r['d']} | {r['B']} | {r['t_vec']:.2f} | {r['mem_vec']:.0f} | "
                   f"{r['t_loop']:.1f} ({r['loop_timed']}) | {r['mem_loop']:.0f} | {r['speedup']:.0f}× | "
                   f"{r['max_rel']:.1e} |", flush=True)

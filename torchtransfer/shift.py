@@ -97,7 +97,7 @@ def bandwidths(bandwidth: Bandwidth, z: Tensor, seed: int = 0) -> tuple[float, .
 
 def sq_dists(a: Tensor, b: Tensor) -> Tensor:
     """‖a_i − b_j‖² via the Gram matrix; (r, d), (N, d) → (r, N), clamped at 0."""
-    d2 = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * (a @ b.T)  # (r, N)
+    d2 = (a @ b.T).mul_(-2).add_(a.pow(2).sum(1, keepdim=True)).add_(b.pow(2).sum(1))  # (r, N), one buffer
     return d2.clamp_min_(0)
 
 
