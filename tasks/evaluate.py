@@ -1,33 +1,64 @@
-"""``evaluate_model``: tuned vs source-only accuracy on the held-out target test split."""
+"""``evaluate_model``: tuned vs source-only model on the held-out target test split, plus the source test split."""
 
 from __future__ import annotations
+
+import csv
+import io
+from tempfile import TemporaryDirectory
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.data import DataRef
-from tasks.tracking import RunRef, log_metrics
+from tasks.tracking import RunRef, log_metrics, log_tags
 from tasks.train import ModelRef
+from torchtransfer import evaluation as ev
 from torchtransfer.learner import transfer_learner
 
 
 @task(cache_policy=NO_CACHE)
 def evaluate_model(data: DataRef, model: ModelRef, source: ModelRef, device: str,
                    run: RunRef) -> dict[str, float]:
-    """``test/target_acc``, ``test/target_macro_f1``, ``test/source_acc``, ``baseline/target_acc``,
-    ``test/gain`` (= target_acc − baseline)."""
+    """``test/target_acc``, ``test/target_macro_f1``, ``test/target_ece``, ``test/source_acc``,
+    ``baseline/target_acc``, ``baseline/target_ece``, ``test/gain`` (= target_acc − baseline) and
+    ``test/source_cost`` (= source-only source acc − tuned source acc: what adaptation cost on the source);
+    artifacts ``eval/per_class.csv`` and ``eval/confusion_matrix.png``; tag ``test.fingerprint``."""
     pair = data.load()
+    test, k = pair.target_test, model.num_classes
     tuned = transfer_learner(model.load(), device=device)
     baseline = transfer_learner(source.load(), device=device)
-    target = tuned.evaluate(pair.target_test)
+    probs, base_probs = tuned.predict_proba(test.x), baseline.predict_proba(test.x)  # (N, K) each
+    pred = probs.argmax(1)
+    target = ev.classification_metrics(test.y, pred, k)
     metrics = {
         "test/target_acc": target["acc"],
         "test/target_macro_f1": target["macro_f1"],
+        "test/target_ece": ev.expected_calibration_error(probs, test.y),
         "test/source_acc": tuned.evaluate(pair.source_test)["acc"],
-        "baseline/target_acc": baseline.evaluate(pair.target_test)["acc"],
+        "baseline/target_acc": ev.classification_metrics(test.y, base_probs.argmax(1), k)["acc"],
+        "baseline/target_ece": ev.expected_calibration_error(base_probs, test.y),
+        "baseline/source_acc": baseline.evaluate(pair.source_test)["acc"],
     }
     metrics["test/gain"] = metrics["test/target_acc"] - metrics["baseline/target_acc"]
+    metrics["test/source_cost"] = metrics["baseline/source_acc"] - metrics["test/source_acc"]
     log_metrics(run, metrics)
-    get_run_logger().info("target test acc %.4f (source-only %.4f, gain %+.4f)", metrics["test/target_acc"],
-                          metrics["baseline/target_acc"], metrics["test/gain"])
+    log_tags(run, {"test.fingerprint": ev.split_fingerprint(test.x, test.y)})
+    _log_artifacts(run, ev.per_class(test.y, pred, k), ev.confusion(test.y, pred, k))
+    get_run_logger().info("target test acc %.4f (source-only %.4f, gain %+.4f), ECE %.4f; source acc %.4f "
+                          "(cost %+.4f)", metrics["test/target_acc"], metrics["baseline/target_acc"],
+                          metrics["test/gain"], metrics["test/target_ece"], metrics["test/source_acc"],
+                          metrics["test/source_cost"])
     return metrics
+
+
+def _log_artifacts(run: RunRef, rows: list[dict], matrix) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    run.client.log_text(run.run_id, buffer.getvalue(), "eval/per_class.csv")
+    fig = ev.confusion_figure(matrix, title=f"target test ({int(matrix.sum())} images)")
+    with TemporaryDirectory() as tmp:
+        path = f"{tmp}/confusion_matrix.png"
+        fig.savefig(path)
+        run.client.log_artifact(run.run_id, path, "eval")

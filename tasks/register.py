@@ -1,24 +1,23 @@
-"""``register_model``: log the fine-tuned model, register a version (alias ``challenger``), gate ``champion``."""
+"""``register_model``: log the servable model, register one version per run (alias ``challenger``), gate
+``champion`` with ``torchtransfer.promotion.passes``, and record the decision in the history and on the run."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path
 
-from mlflow.exceptions import MlflowException
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-import torchtransfer
 from tasks.data import DataRef
 from tasks.tracking import RunRef, log_metrics, log_tags
 from tasks.train import ModelRef
-from torchtransfer import promotion
+from torchtransfer import promotion, registry
 from torchtransfer.config import RegistryConfig
+from torchtransfer.evaluation import split_fingerprint
+from torchtransfer.serving import servable_for
 
-CHALLENGER, CHAMPION = "challenger", "champion"
-TARGET_ACC_TAG = "test.target_acc"
+CHALLENGER, CHAMPION = registry.CHALLENGER, registry.CHAMPION
 
 
 @dataclass(frozen=True)
@@ -29,55 +28,63 @@ class Registered:
     decision: promotion.Decision
 
 
-def _pip_requirements() -> list[str]:
-    return [f"{dist}=={metadata.version(dist)}" for dist in ("torch", "numpy", "scikit-learn")]
-
-
-def _log_model(model: ModelRef, data: DataRef, run: RunRef) -> str:
-    """Log the model (pytorch flavour, pickled nn.Module, library code bundled) on the parent run."""
-    import mlflow
-    import mlflow.pytorch  # imported here: it calls logging.basicConfig, which upsets Prefect's logs
-
-    example = data.load().target_test.x[:2].numpy()  # (2, 1, 28, 28) float32 in [0, 1]
-    mlflow.set_tracking_uri(run.tracking_uri)
-    with mlflow.start_run(run_id=run.run_id):
-        info = mlflow.pytorch.log_model(
-            model.load().eval(), name="model", input_example=example, serialization_format="pickle",
-            pip_requirements=_pip_requirements(), code_paths=[str(Path(torchtransfer.__file__).parent)],
-        )
-    return info.model_uri
-
-
-def _champion_acc(run: RunRef, name: str) -> float | None:
-    try:
-        champion = run.client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-    value = champion.tags.get(TARGET_ACC_TAG)
-    return float(value) if value is not None else None
+def version_tags(metrics: dict[str, float], data: DataRef, test_fingerprint: str, model: ModelRef,
+                 run_tags: dict[str, str]) -> dict[str, str]:
+    """Run id, data and test-split fingerprints, config hash, weights hash and test metrics (``test.target_acc``)."""
+    return {"data.fingerprint": data.fingerprint, "test.fingerprint": test_fingerprint,
+            "config.sha256": run_tags.get("config.sha256", ""), "model.sha256": model.sha256,
+            **{k.replace("/", "."): f"{v:.6f}" for k, v in metrics.items()}}
 
 
 @task(cache_policy=NO_CACHE)
 def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cfg: RegistryConfig,
                    run: RunRef) -> Registered:
-    """Register a version tagged with its run, data and test metrics; move ``champion`` only if the gate
-    (``torchtransfer.promotion.passes``) says so; record the decision on the parent run."""
-    import mlflow
-
+    """Register (idempotent by run id), then promote only when the gate passes; every decision is recorded."""
     logger = get_run_logger()
-    uri = _log_model(model, data, run)
-    client = run.client
-    tags = {"run_id": run.run_id, "data.fingerprint": data.fingerprint, "model.sha256": model.sha256,
-            **{k.replace("/", "."): f"{v:.6f}" for k, v in metrics.items()}}
-    version = mlflow.register_model(uri, cfg.model_name, tags=tags).version
-    client.set_registered_model_alias(cfg.model_name, CHALLENGER, version)
-    decision = promotion.passes(metrics["test/target_acc"], _champion_acc(run, cfg.model_name),
-                                cfg.min_improvement)
+    client, name = run.client, cfg.model_name
+    test = data.load().target_test
+    fingerprint = split_fingerprint(test.x, test.y)
+    run_tags = client.get_run(run.run_id).data.tags
+
+    def log_model() -> str:
+        servable = servable_for(model.load(), model.backbone, model.num_classes, tuple(test.x.shape[1:]))
+        example = (test.x[:2, 0].numpy() * 255).round().astype("uint8")  # (2, H, W) uint8, as users send
+        return registry.log_servable(run.tracking_uri, run.run_id, servable, example)
+
+    tags = version_tags(metrics, data, fingerprint, model, run_tags)
+    version, how = registry.register(client, name, run.run_id, log_model, tags)
+    v = str(version.version)
+    if how == "existing":
+        decision = promotion.Decision(CHAMPION in version.aliases,
+                                      f"run {run.run_id} is already registered as v{v}; no new decision")
+        logger.info("%s v%s already registered for this run; %s", name, v, list(version.aliases))
+        return Registered(name, v, tuple(version.aliases), decision)
+
+    champion = registry.by_alias(client, name, CHAMPION)
+    champion_score = champion and registry.score_version(client, run.tracking_uri, name, champion, fingerprint,
+                                                         test.x, test.y)
+    decision = promotion.passes(promotion.Scored(v, metrics["test/target_acc"], fingerprint), champion_score,
+                                cfg.min_improvement, cfg.min_accuracy)
+    entry = {"kind": "auto", "alias": CHAMPION, "version": v, "run_id": run.run_id,
+             "flow_run": run_tags.get("prefect.flow_run_name", ""), "test_fingerprint": fingerprint,
+             "from": champion.version if champion else None,
+             "to": v if decision.promote else (champion.version if champion else None),
+             "min_improvement": cfg.min_improvement, "min_accuracy": cfg.min_accuracy, **decision.as_dict()}
     if decision.promote:
-        client.set_registered_model_alias(cfg.model_name, CHAMPION, version)
-    aliases = tuple(client.get_model_version(cfg.model_name, version).aliases)
-    log_tags(run, {"registry.model_name": cfg.model_name, "registry.version": version,
-                   "promotion.promoted": str(decision.promote).lower(), "promotion.reason": decision.reason})
-    log_metrics(run, {"registry/version": float(version)})
-    logger.info("registered %s v%s %s; %s", cfg.model_name, version, list(aliases), decision.reason)
-    return Registered(cfg.model_name, str(version), aliases, decision)
+        entry = registry.move_alias(client, name, CHAMPION, v, entry)
+    else:
+        entry = registry.append_history(client, name, entry)
+    _log_decision(run, name, v, entry)
+    aliases = tuple(client.get_model_version(name, v).aliases)
+    logger.info("registered %s v%s %s; %s", name, v, list(aliases), decision.reason)
+    return Registered(name, v, aliases, decision)
+
+
+def _log_decision(run: RunRef, name: str, version: str, entry: dict) -> None:
+    """The decision on the parent run: ``promotion.*`` tags, ``promotion/*`` metrics, ``promotion/decision.json``."""
+    log_tags(run, {"registry.model_name": name, "registry.version": version,
+                   "promotion.promoted": str(entry["promote"]).lower(), "promotion.reason": entry["reason"],
+                   "promotion.from": entry["from"] or "", "promotion.to": entry["to"] or ""})
+    log_metrics(run, {"registry/version": float(version), "promotion/promoted": float(entry["promote"]),
+                      "promotion/champion_acc": entry["champion_acc"], "promotion/margin": entry["margin"]})
+    run.client.log_text(run.run_id, json.dumps(entry, indent=2, sort_keys=True), "promotion/decision.json")

@@ -119,6 +119,7 @@ class TrackingConfig(_Strict):
 class RegistryConfig(_Strict):
     model_name: str = Field(min_length=1)
     min_improvement: float = Field(0.0, ge=0.0, le=1.0)
+    min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class ExperimentConfig(_Strict):

@@ -1,0 +1,157 @@
+"""``torchtransfer models``, ``promote`` and ``predict``: read the registry, move an alias by hand, score images.
+
+MLflow is imported inside the commands, so ``torchtransfer --help`` stays fast and offline defaults apply first.
+Exit codes: 0 success, 1 the registry refused (unknown model/version/alias), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from torchtransfer.config import TrackingConfig
+
+console = Console()
+TrackingUri = Annotated[str | None, typer.Option(
+    "--tracking-uri", help="MLflow store; default $MLFLOW_TRACKING_URI, else the config default.")]
+METRIC_COLUMNS = (("target acc", "test.target_acc"), ("baseline", "baseline.target_acc"), ("gain", "test.gain"),
+                  ("ECE", "test.target_ece"), ("source acc", "test.source_acc"))
+
+
+def _uri(tracking_uri: str | None) -> str:
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or TrackingConfig().uri
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _client(tracking_uri: str | None, name: str):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(_uri(tracking_uri))
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        raise _fail(f"no registered model {name!r} in {_uri(tracking_uri)}", 1) from None
+    return client
+
+
+def models(name: Annotated[str, typer.Argument(help="Registered model name.")],
+           tracking_uri: TrackingUri = None) -> None:
+    """Versions (aliases, key metrics) and the promotion history of a registered model.
+
+    Example: torchtransfer models torchtransfer-mnist-usps
+    """
+    from torchtransfer import registry
+
+    client = _client(tracking_uri, name)
+    versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    table = Table(title=f"{name}: versions")
+    for column in ("version", "aliases", *(c for c, _ in METRIC_COLUMNS), "test data", "run", "complete"):
+        table.add_column(column)
+    for v in versions:
+        metrics = [_num(v.tags.get(key)) for _, key in METRIC_COLUMNS]
+        table.add_row(str(v.version), ", ".join(sorted(v.aliases)) or "-", *metrics,
+                      v.tags.get("test.fingerprint", "-")[:12], (v.run_id or "-")[:12],
+                      "yes" if v.tags.get(registry.COMPLETE_TAG) == "true" else "NO")
+    console.print(table)
+    console.print(history_table(name, registry.read_history(client, name)))
+
+
+def history_table(name: str, history: list[dict]) -> Table:
+    table = Table(title=f"{name}: promotion history ({len(history)} decisions)")
+    for column in ("time (UTC)", "who", "kind", "version", "champion", "promoted", "challenger acc",
+                   "champion acc", "reason"):
+        table.add_column(column, overflow="fold")
+    for e in history:
+        table.add_row(e["time"][:19], e.get("who", "-"), e.get("kind", "-"), f"v{e.get('version')}",
+                      f"{_v(e.get('from'))} → {_v(e.get('to'))}", "yes" if e.get("promote") else "no",
+                      _num(e.get("challenger_acc")), _num(e.get("champion_acc")), e.get("reason", ""))
+    return table
+
+
+def _v(version) -> str:
+    return f"v{version}" if version else "-"
+
+
+def _num(value) -> str:
+    return "-" if value in (None, "") else f"{float(value):.4f}"
+
+
+def promote(name: Annotated[str, typer.Argument(help="Registered model name.")],
+            version: Annotated[str, typer.Argument(help="Version to point the alias at.")],
+            reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the history).")],
+            alias: Annotated[str, typer.Option("--alias", help="Alias to move.")] = "champion",
+            tracking_uri: TrackingUri = None) -> None:
+    """Move an alias by hand (no gate); the decision is recorded in the history and on the version's run.
+
+    Example: torchtransfer promote torchtransfer-mnist-usps 3 --reason "rollback: v4 mislabels 7s"
+    """
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    from torchtransfer import registry
+
+    if not reason.strip():
+        raise _fail("--reason must say why (it goes into the promotion history)", 2)
+    client = _client(tracking_uri, name)
+    try:
+        target = client.get_model_version(name, version)
+    except MlflowException:
+        raise _fail(f"{name} has no version {version!r}", 1) from None
+    before = registry.by_alias(client, name, alias)
+    acc = lambda v: float(v.tags["test.target_acc"]) if v and "test.target_acc" in v.tags else None  # noqa: E731
+    entry = {"kind": "manual", "alias": alias, "version": str(version), "run_id": target.run_id,
+             "from": before.version if before else None, "to": str(version), "promote": True, "reason": reason,
+             "challenger_acc": acc(target), "champion_acc": acc(before),
+             "test_fingerprint": target.tags.get("test.fingerprint")}
+    entry = registry.move_alias(client, name, alias, str(version), entry)
+    if target.run_id:
+        client.log_text(target.run_id, json.dumps(entry, indent=2, sort_keys=True),
+                        f"promotion/manual-{entry['time'].replace(':', '')}.json")
+        client.set_tag(target.run_id, f"promotion.manual.{alias}", f"{entry['time']} {entry['who']}: {reason}")
+    console.print(f"{name}: alias {alias} {_v(entry['from'])} → v{version} ({reason})", highlight=False)
+
+
+def predict(model_uri: Annotated[str, typer.Argument(help="e.g. models:/NAME@champion or models:/NAME/3")],
+            input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Image folder, .npy or .npz.")],
+            output: Annotated[Path, typer.Option("--output", "-o", help="Predictions CSV.")] = Path(
+                "predictions.csv"),
+            tracking_uri: TrackingUri = None) -> None:
+    """Predict the images in INPUT with a registered model; write ``name,label,prob_*`` rows to a CSV.
+
+    Example: torchtransfer predict models:/torchtransfer-mnist-usps@champion digits/ -o preds.csv
+    """
+    from torchtransfer import registry
+    from torchtransfer.serving import read_images
+
+    try:
+        names, images = read_images(input_path)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc), 2) from None
+    try:
+        table = registry.predict_uri(_uri(tracking_uri), model_uri, images)
+    except ValueError as exc:
+        raise _fail(f"{input_path}: {exc}", 2) from None
+    except Exception as exc:
+        raise _fail(f"{model_uri}: {type(exc).__name__}: {exc}", 1) from None
+    table.insert(0, "name", names)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(output, index=False)
+    counts = table["label"].value_counts().sort_index().to_dict()
+    console.print(f"{len(table)} images → {output}; labels {counts}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)
+    app.command("promote")(promote)
+    app.command("predict")(predict)

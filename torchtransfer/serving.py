@@ -1,0 +1,175 @@
+"""The servable model: a backbone with its preprocessing inside, so raw images go in and probabilities come out.
+
+``ServableModel`` accepts what a user has at hand, not what the backbone was trained on:
+
+| input | handled as |
+| --- | --- |
+| dtype ``uint8`` (or any integer dtype, e.g. int64 from JSON), values 0..255 | divided by 255 |
+| a float dtype, values in [0, 1] | as is (values outside [0, 1] are an error, not silently clipped) |
+| shape (N, H, W) | one channel |
+| shape (N, C, H, W), C = 1 or 3 | RGB → grayscale (ITU-R 601 luma) or grayscale → RGB as the backbone needs |
+
+then resizes (bilinear) to the backbone's ``input_size``, normalises with ``(x - mean) / std`` and returns class
+probabilities. Everything needed to rebuild it is in ``spec()``, a plain dict, so a saved servable needs
+``torch.load(weights_only=True)`` and this module, nothing else from training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from torchtransfer.models import BACKBONES
+
+LUMA = (0.299, 0.587, 0.114)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+
+
+class ServableModel(nn.Module):
+    """``backbone`` wrapped with input conversion, resize, channel matching and normalisation.
+
+    Shape:
+        - Input: (N, H, W) or (N, C, H, W) with C ∈ {1, 3}; uint8/integer in 0..255 or float in [0, 1]
+        - Output of ``forward``: (N, num_classes) probabilities (softmax of the backbone's logits)
+    """
+
+    def __init__(self, backbone: nn.Module, backbone_name: str, num_classes: int, input_size: int = 28,
+                 in_channels: int = 1, mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,),
+                 class_names: Sequence[str] | None = None) -> None:
+        super().__init__()
+        if len(mean) != in_channels or len(std) != in_channels:
+            raise ValueError(f"mean {tuple(mean)} and std {tuple(std)} need one value per channel ({in_channels})")
+        self.backbone = backbone.eval()
+        self.backbone_name, self.num_classes = backbone_name, num_classes
+        self.input_size, self.in_channels = input_size, in_channels
+        self.class_names = [str(c) for c in (class_names or range(num_classes))]
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def preprocess(self, images: Tensor | np.ndarray) -> Tensor:
+        """Raw images → the backbone's input (N, in_channels, input_size, input_size), float32, normalised."""
+        x = as_unit_float(images)  # (N, C, H, W) in [0, 1]
+        if x.shape[1] != self.in_channels:
+            if x.shape[1] == 3 and self.in_channels == 1:
+                x = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)  # (N, 1, H, W)
+            elif x.shape[1] == 1:
+                x = x.expand(-1, self.in_channels, -1, -1)  # (N, in_channels, H, W)
+            else:
+                raise ValueError(f"images have {x.shape[1]} channels; this model takes 1 or {self.in_channels}")
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return (x.to(self.mean.device) - self.mean) / self.std
+
+    def forward(self, images: Tensor | np.ndarray) -> Tensor:
+        return torch.softmax(self.backbone(self.preprocess(images)), dim=1)
+
+    @torch.no_grad()
+    def predict(self, images: Tensor | np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (N, num_classes) float32 and labels (N,) int64, in batches of ``batch_size``."""
+        self.eval()
+        n = len(images)
+        probs = [self(images[i: i + batch_size]).cpu() for i in range(0, n, batch_size)]
+        p = torch.cat(probs).numpy() if probs else np.zeros((0, self.num_classes), np.float32)
+        return p.astype(np.float32), p.argmax(axis=1).astype(np.int64)
+
+    def spec(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model: plain values and the backbone's state dict."""
+        return {"backbone": self.backbone_name, "num_classes": self.num_classes, "input_size": self.input_size,
+                "in_channels": self.in_channels, "mean": self.mean.flatten().tolist(),
+                "std": self.std.flatten().tolist(), "class_names": list(self.class_names),
+                "state_dict": self.backbone.state_dict()}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> ServableModel:
+        if spec["backbone"] not in BACKBONES:
+            raise ValueError(f"servable names backbone {spec['backbone']!r}; this torchtransfer knows "
+                             f"{sorted(BACKBONES)}")
+        backbone = BACKBONES[spec["backbone"]](num_classes=spec["num_classes"], pretrained=False)
+        backbone.load_state_dict(spec["state_dict"])
+        return cls(backbone, spec["backbone"], spec["num_classes"], spec["input_size"], spec["in_channels"],
+                   spec["mean"], spec["std"], spec["class_names"])
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.spec(), path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ServableModel:
+        return cls.from_spec(torch.load(path, weights_only=True, map_location="cpu"))
+
+
+def servable_for(model: nn.Module, backbone_name: str, num_classes: int, image_shape: Sequence[int]
+                 ) -> ServableModel:
+    """Wrap a trained ``model`` for serving; ``image_shape`` = (C, H, W) of the images it was trained on (in
+    [0, 1]; a backbone that normalises further does so itself), so served images are resized to (H, W)."""
+    c, h, w = image_shape
+    if h != w:
+        raise ValueError(f"servable models take square inputs; training images were {h}×{w}")
+    return ServableModel(model.cpu(), backbone_name, num_classes, input_size=h, in_channels=c,
+                         mean=(0.0,) * c, std=(1.0,) * c)
+
+
+def as_unit_float(images: Tensor | np.ndarray) -> Tensor:
+    """uint8/integer 0..255 or float [0, 1], (N, H, W) or (N, C, H, W) → float32 (N, C, H, W) in [0, 1].
+
+    Example:
+        >>> as_unit_float(np.full((2, 4, 4), 255, np.uint8)).shape
+        torch.Size([2, 1, 4, 4])
+        >>> round(float(as_unit_float(np.full((1, 2, 2), 51)).max()), 6)  # int64, e.g. from JSON: also 0..255
+        0.2
+    """
+    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, Tensor) else images
+    if x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"images must be uint8 (0..255) or float in [0, 1]; got dtype {x.dtype}")
+    if x.ndim == 3:
+        x = x.unsqueeze(1)  # (N, 1, H, W)
+    if x.ndim != 4:
+        raise ValueError(f"images must be (N, H, W) or (N, C, H, W); got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        return x.float()
+    lo, hi = float(x.min()), float(x.max())
+    if not x.is_floating_point():
+        if lo < 0 or hi > 255:
+            raise ValueError(f"integer images must hold 0..255; got values in [{lo}, {hi}]")
+        return x.float() / 255.0
+    if not np.isfinite([lo, hi]).all() or lo < -1e-6 or hi > 1.0 + 1e-6:
+        raise ValueError(f"float images must be in [0, 1] (divide 0..255 images by 255, or pass uint8); "
+                         f"got values in [{lo}, {hi}]")
+    return x.float().clamp(0.0, 1.0)
+
+
+def read_images(path: Path) -> tuple[list[str], np.ndarray]:
+    """Names and a batch from ``path``: a folder of images (sorted by name, read as grayscale uint8, all one
+    size), an ``.npy`` array, or an ``.npz`` archive (its ``x``/``images`` array, else its only array)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir():
+        from PIL import Image
+
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        arrays = [np.asarray(Image.open(f).convert("L"), dtype=np.uint8) for f in files]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise ValueError(f"{path}: images differ in size {sorted(shapes)}; resize them to one size first")
+        return [f.name for f in files], np.stack(arrays)  # (N, H, W) uint8
+    if path.suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+    elif path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            keys = [k for k in ("x", "images") if k in archive] or list(archive.keys())
+            if len(keys) != 1 and not set(keys) & {"x", "images"}:
+                raise ValueError(f"{path}: holds arrays {list(archive.keys())}; name the images 'x' or 'images'")
+            array = archive[keys[0]]
+    else:
+        raise ValueError(f"{path}: expected a folder of images, an .npy or an .npz file")
+    return [str(i) for i in range(len(array))], array
