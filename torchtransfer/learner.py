@@ -1,8 +1,16 @@
 """``transfer_learner(model, lr=..., momentum=..., nesterov=...)`` → a ``TransferLearner`` that fits and evaluates.
 
-Training reads in-memory tensors (no DataLoader workers), draws batches and augmentations from generators
-seeded by ``fit(seed=...)``, and keeps the epoch with the best validation accuracy, so the same seed on
-the same machine gives the same weights.
+``fit`` trains with a strategy (``torchtransfer.strategies``), an optimiser and schedule
+(``torchtransfer.optim``) and optionally a domain-adaptation method (``torchtransfer.adaptation``). Per step:
+
+.. math:: L = \\frac1m \\sum_i w_i\\,\\mathrm{CE}_\\epsilon(h(f(x^s_i)), y_i) + L_\\text{align}(f(X^s), f(X^t))
+          + \\eta\\,\\rho(p)\\,H(h(f(X^t)))
+
+with label smoothing ε, importance weights w (reweight; else 1), the method's alignment loss and target
+entropy minimisation. It keeps the epoch with the best validation accuracy, stops early after ``patience``
+epochs without improvement, and calls ``on_epoch(stats)`` after every epoch (raise there to stop, e.g. an
+Optuna pruner). Batches and augmentation come from a generator seeded by ``fit(seed=...)``: the same seed on
+the same machine gives the same weights. CUDA (AMP, pinned memory, channels_last) and CPU share one path.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from torchtransfer.adaptation import kernel_bandwidths, mmd_loss
-from torchtransfer.datasets import Domain
+from torchtransfer import batches, strategies
+from torchtransfer.adaptation import AdaptationSpec, entropy, make_aligner
+from torchtransfer.augment import random_affine
 from torchtransfer.evaluation import classification_metrics
-from torchtransfer.models import set_strategy
+from torchtransfer.feature_cache import fit_head_on_cache
+from torchtransfer.optim import OptimConfig, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +40,7 @@ class EpochStats:
     epoch: int
     train_loss: float
     val_acc: float | None
+    lr: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class FitResult:
     history: tuple[EpochStats, ...]
     best_epoch: int
     best_val_acc: float | None
+    stopped_early: bool = False
 
 
 def resolve_device(device: str) -> torch.device:
@@ -48,130 +60,185 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def random_affine(x: Tensor, gen: torch.Generator, degrees: float = 15.0, translate: float = 0.1,
-                  scale: tuple[float, float] = (0.9, 1.1)) -> Tensor:
-    """Per-image random rotation, scaling and translation of a batch (N, C, H, W), zero padding."""
-    n = x.shape[0]
-    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(degrees)
-    s = scale[0] + torch.rand(n, generator=gen) * (scale[1] - scale[0])
-    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * 2 * translate  # normalised coords span 2
-    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (N, 2, 3)
-    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+def _as_spec(adaptation: AdaptationSpec | str | None) -> AdaptationSpec:
+    if adaptation is None:
+        return AdaptationSpec()
+    return AdaptationSpec(method=adaptation) if isinstance(adaptation, str) else adaptation
 
 
 class TransferLearner:
-    """Fits a model with one of the strategies, optionally aligning source and target features by MMD."""
+    """Fits ``model`` (built by ``torchtransfer.models``: ``features``, ``head``, ``blocks``) on labelled data."""
 
-    def __init__(self, model: nn.Module, lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False,
-                 weight_decay: float = 0.0, device: str = "auto") -> None:
-        if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+    def __init__(self, model: nn.Module, optim: OptimConfig, device: str = "auto") -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device)
-        self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
+        self.cuda = self.device.type == "cuda"
+        self.model = model.to(self.device, memory_format=torch.channels_last) if self.cuda else model.to(self.device)
+        self.optim = optim
 
-    def fit(self, train: Domain, epochs: int, strategy: str = "fine_tune", *, val_data: Domain | None = None,
-            target: Domain | None = None, adaptation_weight: float = 0.0, batch_size: int = 64,
-            augment: bool = False, seed: int = 0,
+    def fit(self, train: batches.Data, epochs: int, strategy: str = "fine_tune", *,
+            val_data: batches.Data | None = None, target: batches.Data | None = None,
+            adaptation: AdaptationSpec | str | None = None, batch_size: int = 64, augment: bool = False,
+            seed: int = 0, unfreeze: int = 1, patience: int | None = None, feature_cache: bool | None = None,
             on_epoch: Callable[[EpochStats], None] | None = None) -> FitResult:
-        """Train for ``epochs`` epochs; return the per-epoch history and restore the best epoch's weights.
+        """Train up to ``epochs`` epochs; restore the best epoch (by ``val_data`` accuracy) and return the history.
 
-        Loss per step: cross-entropy on a labelled batch (source plus any labelled target images)
-        + ``adaptation_weight`` · MMD²(features of that batch, features of an unlabelled target batch).
-        ``on_epoch`` sees each epoch's stats (log them, or raise to stop: e.g. a pruner).
+        ``target`` (images; labels of -1 hidden) feeds the adaptation method; its labelled images, if any, join
+        the training set. ``feature_cache`` (default: on whenever it is exact, i.e. ``feature_extraction`` with
+        no augmentation and no adaptation) computes the frozen trunk's features once and trains only the head.
         """
-        params = set_strategy(self.model, strategy)
-        opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
-                              weight_decay=self.weight_decay)
+        strategies.check_strategy(strategy)
+        if epochs < 1:
+            raise ValueError(f"epochs must be ≥ 1, got {epochs}")
+        spec = _as_spec(adaptation)
+        if spec.method != "none" and target is None:
+            raise ValueError(f"adaptation method {spec.method!r} needs target data")
+        data = batches.labelled(train, target)
+        cacheable = strategy == "feature_extraction" and not augment and spec.method == "none"
+        if feature_cache and not cacheable:
+            raise ValueError("feature_cache needs strategy 'feature_extraction', augment=False and no adaptation")
         gen = torch.Generator().manual_seed(seed)
-        x, y = self._labelled(train, target)
-        align = target is not None and adaptation_weight > 0
-        bandwidths = self._bandwidths(target.x, seed) if align else ()
+        if cacheable and feature_cache is not False:
+            run = fit_head_on_cache(self, data, val_data, epochs, batch_size, gen)
+        else:
+            run = self._fit_loop(data, val_data, target if spec.method != "none" else None, spec, epochs,
+                                 strategy, batch_size, augment, unfreeze, gen)
+        return self._select(run, epochs, patience, on_epoch)
+
+    def _select(self, run, epochs: int, patience: int | None,
+                on_epoch: Callable[[EpochStats], None] | None) -> FitResult:
+        """Drive the epoch generator ``run``: log, keep the best weights, stop early, call ``on_epoch``."""
         history: list[EpochStats] = []
         best: tuple[float, int, dict] | None = None
-        for epoch in range(1, epochs + 1):
-            loss = self._epoch(opt, x, y, target, adaptation_weight if align else 0.0, bandwidths,
-                               batch_size, augment, gen)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss} at epoch {epoch} (lr={self.lr})")
-            val_acc = self.evaluate(val_data)["acc"] if val_data is not None else None
-            stats = EpochStats(epoch, loss, val_acc)
+        stopped = False
+        for stats in run:
+            if not math.isfinite(stats.train_loss):
+                raise FloatingPointError(f"training loss became {stats.train_loss} at epoch {stats.epoch} "
+                                         f"(lr={self.optim.lr})")
             history.append(stats)
-            log.info("epoch %d/%d  train/loss %.4f  val/acc %s", epoch, epochs, loss,
-                     "-" if val_acc is None else f"{val_acc:.4f}")
-            if val_acc is not None and (best is None or val_acc > best[0]):
-                best = (val_acc, epoch, copy.deepcopy(self.model.state_dict()))
+            log.info("epoch %d/%d  train/loss %.4f  val/acc %s", stats.epoch, epochs, stats.train_loss,
+                     "-" if stats.val_acc is None else f"{stats.val_acc:.4f}")
+            if stats.val_acc is not None and (best is None or stats.val_acc > best[0]):
+                best = (stats.val_acc, stats.epoch, copy.deepcopy(self.model.state_dict()))
             if on_epoch is not None:
                 on_epoch(stats)
+            if patience is not None and best is not None and stats.epoch - best[1] >= patience:
+                stopped = stats.epoch < epochs
+                break
+        run.close()
         if best is not None:
             self.model.load_state_dict(best[2])
-        best_epoch = best[1] if best else epochs
-        return FitResult(tuple(history), best_epoch, best[0] if best else None)
+        return FitResult(tuple(history), best[1] if best else len(history), best[0] if best else None, stopped)
 
-    def _labelled(self, train: Domain, target: Domain | None) -> tuple[Tensor, Tensor]:
-        xs, ys = [train.x[train.y >= 0]], [train.y[train.y >= 0]]
+    def _fit_loop(self, data, val_data, target, spec: AdaptationSpec, epochs: int, strategy: str,
+                  batch_size: int, augment: bool, unfreeze: int, gen: torch.Generator):
+        """Yield ``EpochStats`` per epoch of end-to-end training (with adaptation when ``target`` is given)."""
+        blocks = strategies.blocks_of(self.model)
+        aligner = None
         if target is not None:
-            xs.append(target.x[target.y >= 0])
-            ys.append(target.y[target.y >= 0])
-        x, y = torch.cat(xs), torch.cat(ys)
-        if len(y) == 0:
-            raise ValueError("no labelled training images: every label is hidden (-1)")
-        return x, y
+            t_feats = self._features(batches.in_order(target, 256), limit=512) if spec.method == "dan" else None
+            aligner = make_aligner(spec, self.model.feature_dim, t_feats, seed=int(gen.initial_seed()))
+            aligner = aligner.to(self.device)
+        extra = (aligner,) if aligner is not None else ()
+        opt = make_optimizer(strategies.param_groups(self.model, self.optim.lr, self.optim.lr_mult, extra),
+                             self.optim)
+        steps = batches.n_batches(len(data), batch_size)
+        sched = make_scheduler(opt, self.optim, steps, epochs)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.cuda)
+        t_iter = batches.endless(target, batch_size, gen, self.cuda) if target is not None else None
+        for epoch in range(1, epochs + 1):
+            k = strategies.n_trainable_blocks(strategy, len(blocks), epoch, unfreeze)
+            strategies.freeze(self.model, k)
+            strategies.train_mode(self.model, k)
+            if aligner is not None:
+                aligner.train()
+            total, n = 0.0, 0
+            for step, (xb, yb) in enumerate(batches.epoch_batches(data, batch_size, gen, self.cuda)):
+                xt = next(t_iter) if t_iter is not None else None
+                if augment:
+                    xb = random_affine(xb, gen)
+                    xt = random_affine(xt, gen) if xt is not None else None
+                progress = ((epoch - 1) * steps + step) / max(epochs * steps, 1)
+                loss = self._step(xb, yb, xt, aligner, spec, progress, opt, scaler)
+                sched.step()
+                total += loss
+                n += 1
+            val = self.evaluate(val_data)["acc"] if val_data is not None else None
+            yield EpochStats(epoch, total / max(n, 1), val, opt.param_groups[-1]["lr"])
+
+    def _step(self, xb: Tensor, yb: Tensor, xt: Tensor | None, aligner, spec: AdaptationSpec, progress: float,
+              opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> float:
+        xb, yb = self._to(xb), yb.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, enabled=self.cuda):
+            fs = self.model.features(xb)  # (B, d)
+            ce = F.cross_entropy(self.model.head(fs).float(), yb, reduction="none",
+                                 label_smoothing=self.optim.label_smoothing)  # (B,)
+            if aligner is None:
+                loss = ce.mean()
+            else:
+                ft = self.model.features(self._to(xt))  # (B_t, d)
+                out = aligner(fs.float(), ft.float(), spec.weight * spec.coeff(progress))
+                w = out.source_weights
+                loss = (ce * w).mean() if w is not None else ce.mean()
+                loss = loss + out.loss
+                if spec.entropy_weight > 0:
+                    loss = loss + spec.entropy_weight * spec.coeff(progress) * entropy(self.model.head(ft).float())
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if self.optim.clip_grad_norm is not None:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.optim.clip_grad_norm)
+        scaler.step(opt)
+        scaler.update()
+        return float(loss.detach())
+
+    def _to(self, x: Tensor) -> Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
 
     @torch.no_grad()
-    def _bandwidths(self, target_x: Tensor, seed: int) -> tuple[float, ...]:
+    def _features(self, pairs, limit: int | None = None) -> Tensor:
+        """Trunk features (N, d) in eval mode for the images of ``(x, y)`` batches (at most ``limit``)."""
         self.model.eval()
-        sample = target_x[:512].to(self.device)
-        return kernel_bandwidths(self.model.features(sample).cpu(), seed)
-
-    def _epoch(self, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, target: Domain | None,
-               weight: float, bandwidths: tuple[float, ...], batch_size: int, augment: bool,
-               gen: torch.Generator) -> float:
-        self.model.train()
-        order = torch.randperm(len(y), generator=gen)
-        t_order = torch.randperm(len(target), generator=gen) if weight > 0 else None
-        total, steps = 0.0, 0
-        for i, start in enumerate(range(0, len(order), batch_size)):
-            idx = order[start: start + batch_size]
-            if len(idx) < 2:
-                continue
-            xb = x[idx]
-            xb = random_affine(xb, gen) if augment else xb
-            xb, yb = xb.to(self.device), y[idx].to(self.device)
-            feats = self.model.features(xb)
-            loss = F.cross_entropy(self.model.head(feats), yb)
-            if weight > 0:
-                t_idx = t_order[(torch.arange(len(idx)) + i * batch_size) % len(t_order)]
-                xt = target.x[t_idx]
-                xt = random_affine(xt, gen) if augment else xt
-                loss = loss + weight * mmd_loss(feats, self.model.features(xt.to(self.device)), bandwidths)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-            steps += 1
-        return total / max(steps, 1)
+        out, seen = [], 0
+        for x, _ in pairs:
+            with torch.autocast(self.device.type, enabled=self.cuda):
+                out.append(self.model.features(self._to(x)).float().cpu())
+            seen += len(x)
+            if limit is not None and seen >= limit:
+                break
+        return torch.cat(out)[:limit]
 
     @torch.no_grad()
     def predict_proba(self, x: Tensor, batch_size: int = 512) -> Tensor:
         """Class probabilities (N, num_classes) for images (N, C, H, W)."""
         self.model.eval()
-        out = [torch.softmax(self.model(x[i: i + batch_size].to(self.device)), 1).cpu()
-               for i in range(0, len(x), batch_size)]
+        out = []
+        for i in range(0, len(x), batch_size):
+            with torch.autocast(self.device.type, enabled=self.cuda):
+                out.append(torch.softmax(self.model(self._to(x[i: i + batch_size])).float(), 1).cpu())
         return torch.cat(out)
 
-    def evaluate(self, data: Domain) -> dict[str, float]:
-        """``{"acc", "macro_f1"}`` on the labelled images of ``data``."""
-        mask = data.y >= 0
-        pred = self.predict_proba(data.x[mask]).argmax(1)
-        return classification_metrics(data.y[mask], pred, self.model.head.out_features)
+    @torch.no_grad()
+    def evaluate(self, data: batches.Data) -> dict[str, float]:
+        """``{"acc", "macro_f1"}`` on the labelled images of ``data`` (a Domain or a Dataset)."""
+        self.model.eval()
+        preds, labels = [], []
+        for x, y in batches.in_order(data, 512):
+            keep = y >= 0
+            with torch.autocast(self.device.type, enabled=self.cuda):
+                preds.append(self.model(self._to(x[keep])).argmax(1).cpu())
+            labels.append(y[keep])
+        return classification_metrics(torch.cat(labels), torch.cat(preds), self.model.head.out_features)
 
 
 def transfer_learner(model: nn.Module, lr: float = 0.001, momentum: float = 0.9, nesterov: bool = False,
-                     weight_decay: float = 0.0, device: str = "auto") -> TransferLearner:
-    """The article's entry point: ``transfer_learner(model, lr=0.001, momentum=0.9, nesterov=True)``."""
-    return TransferLearner(model, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                           device=device)
+                     weight_decay: float = 0.0, device: str = "auto", **optim) -> TransferLearner:
+    """The entry point: ``transfer_learner(model, lr=0.001, momentum=0.9, nesterov=True)``.
+
+    Further keywords go to ``OptimConfig``: ``optimizer`` (sgd | adamw), ``lr_mult`` (backbone lr = lr ·
+    lr_mult), ``schedule`` (constant | cosine | onecycle), ``warmup_epochs``, ``label_smoothing``,
+    ``clip_grad_norm``.
+    """
+    cfg = OptimConfig(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, **optim)
+    return TransferLearner(model, cfg, device=device)
+

@@ -1,18 +1,21 @@
-"""Backbones with a ``features`` trunk and a ``head``, plus freezing for the fine-tuning strategies.
+"""The model registry: ``lenet`` (digits), ``resnet18/34/50``, ``efficientnet_lite0``, ``from_registry``.
 
-Every model here maps images (N, C, 28, 28) to logits (N, num_classes) and exposes
-``model.features(x) -> (N, feature_dim)`` (the penultimate representation that MMD and adaptation
-losses compare) and ``model.head`` (the classifier that feature extraction retrains).
+Every model maps images (N, C, H, W) in [0, 1] to logits (N, num_classes) and exposes the contract the
+learner uses: ``features(x) -> (N, feature_dim)`` (the representation adaptation losses compare), ``head``
+(an ``nn.Linear``), ``feature_dim`` and ``blocks()`` (the trunk, input → output, for the strategies).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from torchtransfer.backbones import efficientnet_lite0, resnet
 
 
 class LeNet(nn.Module):
@@ -39,6 +42,10 @@ class LeNet(nn.Module):
         )
         self.head = nn.Linear(self.feature_dim, num_classes)
 
+    def blocks(self) -> list[nn.Module]:
+        """conv1, conv2, fc (views over ``trunk``; the state-dict keys stay ``trunk.<i>.*``)."""
+        return [self.trunk[0:3], self.trunk[3:6], self.trunk[6:9]]
+
     def features(self, x: Tensor) -> Tensor:
         return self.trunk(x)
 
@@ -53,33 +60,50 @@ def lenet(num_classes: int = 10, pretrained: bool = False) -> LeNet:
     return LeNet(num_classes)
 
 
-BACKBONES: dict[str, Callable[..., nn.Module]] = {"lenet": lenet}
-HAS_PRETRAINED_WEIGHTS = {"lenet": False}
+def resnet18(num_classes: int = 10, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
+    """ResNet-18; ``pretrained=True`` reads ImageNet weights from the torch cache or ``weights=PATH``."""
+    return resnet("resnet18", num_classes, pretrained, weights)
 
 
-def build_model(backbone: str, num_classes: int, seed: int) -> nn.Module:
-    """A freshly initialised backbone; ``seed`` fixes the initial weights."""
+def resnet34(num_classes: int = 10, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
+    return resnet("resnet34", num_classes, pretrained, weights)
+
+
+def resnet50(num_classes: int = 10, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
+    return resnet("resnet50", num_classes, pretrained, weights)
+
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "lenet": lenet, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
+    "efficientnet_lite0": efficientnet_lite0,
+}
+HAS_PRETRAINED_WEIGHTS = {"lenet": False, "resnet18": True, "resnet34": True, "resnet50": True,
+                          "efficientnet_lite0": True}
+
+
+def build_model(backbone: str, num_classes: int, seed: int, pretrained: bool = False) -> nn.Module:
+    """A backbone (ImageNet weights when ``pretrained``) with a fresh head; ``seed`` fixes the new weights."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return BACKBONES[backbone](num_classes=num_classes)
+        return BACKBONES[backbone](num_classes=num_classes, pretrained=pretrained)
 
 
-def set_strategy(model: nn.Module, strategy: str) -> list[nn.Parameter]:
-    """Freeze for ``strategy`` and return the parameters to optimise.
+def from_registry(uri: str) -> nn.Module:
+    """The ``nn.Module`` of a registered MLflow model, e.g. ``from_registry("models:/NAME@champion")``.
 
-    - ``feature_extraction``: the trunk is frozen; only ``model.head`` trains.
-    - ``fine_tune``: every parameter trains.
+    Needs the model logged with the pickle serialisation (``torchtransfer`` registers it that way).
     """
-    if strategy not in ("feature_extraction", "fine_tune"):
-        raise ValueError(f"unknown strategy {strategy!r}; expected feature_extraction or fine_tune")
-    trainable_all = strategy == "fine_tune"
-    for param in model.parameters():
-        param.requires_grad_(trainable_all)
-    for param in model.head.parameters():
-        param.requires_grad_(True)
-    return [p for p in model.parameters() if p.requires_grad]
+    if not uri.startswith(("models:/", "runs:/")):
+        raise ValueError(f"{uri!r}: expected a models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ URI")
+    import mlflow.pytorch
+
+    model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    if not (hasattr(model, "features") and hasattr(model, "head")):
+        raise TypeError(f"{uri}: loaded a {type(model).__name__} without features/head; register a model "
+                        "built by torchtransfer.models")
+    return model
 
 
 def save_weights(model: nn.Module, path: Path) -> str:
@@ -95,6 +119,6 @@ def load_weights(backbone: str, num_classes: int, path: Path) -> nn.Module:
     """A backbone with the weights saved at ``path`` (loaded with ``weights_only=True``)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no weights file; expected a state dict saved by save_weights")
-    model = BACKBONES[backbone](num_classes=num_classes)
+    model = partial(BACKBONES[backbone], pretrained=False)(num_classes=num_classes)
     model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
     return model

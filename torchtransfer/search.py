@@ -23,6 +23,7 @@ class HParams:
     epochs: int
     strategy: str
     adaptation_weight: float
+    method: str = "none"  # adaptation method: none | dan | dann | coral | reweight
 
     def as_params(self) -> dict[str, Any]:
         """``{"hp.lr": ..., ...}`` for MLflow."""
@@ -45,14 +46,15 @@ def _int(trial: Trial, name: str, space: IntRange) -> int:
 
 def suggest_hparams(trial: Trial, space: SearchConfig) -> HParams:
     """Ask ``trial`` for one point of ``space``; fixed ranges (low == high) are not asked."""
-    strategies = list(space.strategy)
-    return HParams(
-        lr=_float(trial, "lr", space.lr),
-        weight_decay=_float(trial, "weight_decay", space.weight_decay),
-        epochs=_int(trial, "epochs", space.epochs),
-        strategy=strategies[0] if len(strategies) == 1 else trial.suggest_categorical("strategy", strategies),
-        adaptation_weight=_float(trial, "adaptation_weight", space.adaptation_weight),
-    )
+    strategies, methods = list(space.strategy), list(space.method)
+    lr = _float(trial, "lr", space.lr)
+    weight_decay = _float(trial, "weight_decay", space.weight_decay)
+    epochs = _int(trial, "epochs", space.epochs)
+    strategy = strategies[0] if len(strategies) == 1 else trial.suggest_categorical("strategy", strategies)
+    method = methods[0] if len(methods) == 1 else trial.suggest_categorical("method", methods)
+    weight = _float(trial, "adaptation_weight", space.adaptation_weight)  # unused when method is none
+    return HParams(lr=lr, weight_decay=weight_decay, epochs=epochs, strategy=strategy, adaptation_weight=weight,
+                   method=method)
 
 
 def steer(space: SearchConfig, p_value: float | None, alpha: float) -> tuple[SearchConfig, str]:

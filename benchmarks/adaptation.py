@@ -1,0 +1,135 @@
+"""Quality table: target test accuracy of every adaptation method, both directions, mean ± std over seeds.
+
+Protocol (ADDA, CVPR 2017): the default data (2,000 MNIST / 1,800 USPS training images; target training labels
+hidden), the source model pretrained on labelled source data exactly as the flow does (``pretrain`` section),
+then fine-tuned from it with each method; model selection (best epoch) on the small labelled target
+validation split only; the target test split is read once per run, at the end.
+
+    .venv/bin/python benchmarks/adaptation.py                       # everything (CPU: about an hour)
+    .venv/bin/python benchmarks/adaptation.py --methods none dann --seeds 0 --directions mnist_usps
+
+Each finished run is appended to ``--results`` (JSONL) and skipped next time, so partial runs add up; the
+table is printed from every result on file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from torchtransfer import transfer_learner  # noqa: E402
+from torchtransfer.adaptation import METHODS, AdaptationSpec  # noqa: E402
+from torchtransfer.config import ExperimentConfig, load_config  # noqa: E402
+from torchtransfer.models import build_model  # noqa: E402
+from torchtransfer.splits import build_pair  # noqa: E402
+
+DIRECTIONS = {
+    "mnist_usps": [ROOT / "conf/default.yaml"],
+    "usps_mnist": [ROOT / "conf/default.yaml", ROOT / "conf/experiments/usps_to_mnist.yaml"],
+}
+PUBLISHED = {  # ADDA (CVPR 2017) Table 2, same 2,000/1,800 protocol; TLlib (full MNIST) for DAN/DANN
+    "none": ("75.2", "57.1"), "dann": ("77.1", "73.0"), "adda": ("89.4", "90.1"), "dan (TLlib)": ("86.0", "-"),
+    "dann (TLlib)": ("91.7", "-"),
+}
+# Method settings beside the config's fine-tuning settings: alignment weight λ (ramped) per method.
+WEIGHTS = {"none": 0.0, "dan": 1.0, "dann": 1.0, "coral": 100.0, "reweight": 0.0}
+
+
+def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.nn.Module:
+    """Pretrain (or reload) the source-only LeNet for this direction and seed, as ``pretrain_source`` does."""
+    path = cache / f"source-{cfg.data.source.name}-{seed}.pt"
+    model = build_model(cfg.model.backbone, cfg.model.num_classes, seed)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model
+    p = cfg.pretrain
+    learner = transfer_learner(model, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, device="cpu")
+    learner.fit(pair.source_train, p.epochs, "fine_tune", val_data=pair.source_val, batch_size=p.batch_size,
+                augment=p.augment, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model
+
+
+def adapt(cfg: ExperimentConfig, pair, source: torch.nn.Module, method: str, seed: int, args) -> dict:
+    """Fine-tune a copy of ``source`` with ``method``; return target test accuracy and the settings used."""
+    a = cfg.adaptation
+    spec = AdaptationSpec(method=method, weight=WEIGHTS[method] if args.weight is None else args.weight,
+                          schedule=a.schedule, entropy_weight=0.0 if method == "none" else a.entropy_weight,
+                          max_importance_weight=a.max_importance_weight, hidden=a.hidden)
+    t = cfg.train
+    learner = transfer_learner(copy.deepcopy(source), lr=args.lr, momentum=t.momentum,
+                               weight_decay=args.weight_decay, device="cpu", schedule=t.schedule)
+    start = time.perf_counter()
+    result = learner.fit(pair.source_train, args.epochs, "fine_tune", val_data=pair.target_val,
+                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size, augment=t.augment,
+                         seed=seed)
+    return {"acc": learner.evaluate(pair.target_test)["acc"], "val_acc": result.best_val_acc,
+            "best_epoch": result.best_epoch, "seconds": round(time.perf_counter() - start, 1),
+            "weight": spec.weight, "entropy_weight": spec.entropy_weight, "lr": args.lr, "epochs": args.epochs}
+
+
+def table(rows: list[dict], methods: list[str]) -> str:
+    def cell(direction: str, method: str) -> str:
+        accs = [100 * r["acc"] for r in rows if r["direction"] == direction and r["method"] == method]
+        if not accs:
+            return "not run"
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        return f"{statistics.mean(accs):.1f} ± {std:.1f} (n={len(accs)})"
+
+    lines = ["| method | MNIST→USPS (%) | USPS→MNIST (%) |", "| --- | --- | --- |"]
+    lines += [f"| {m} (ours) | {cell('mnist_usps', m)} | {cell('usps_mnist', m)} |" for m in methods]
+    lines += [f"| {m} (published) | {a} | {b} |" for m, (a, b) in PUBLISHED.items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--directions", nargs="+", default=list(DIRECTIONS), choices=list(DIRECTIONS))
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: search.epochs.high)")
+    parser.add_argument("--lr", type=float, default=None, help="default: search.lr.high")
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--weight", type=float, default=None, help="override every method's λ")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/adaptation.jsonl")
+    parser.add_argument("--cache", type=Path, default=Path("~/.cache/torchtransfer/benchmarks").expanduser())
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    done = [json.loads(line) for line in args.results.read_text().splitlines()] if args.results.exists() else []
+    for direction in [] if args.table_only else args.directions:
+        cfg = load_config(*DIRECTIONS[direction])
+        args_d = copy.copy(args)
+        args_d.epochs = args.epochs or cfg.search.epochs.high
+        args_d.lr = args.lr or cfg.search.lr.high
+        for seed in args.seeds:
+            todo = [m for m in args.methods if not any(
+                r["direction"] == direction and r["seed"] == seed and r["method"] == m for r in done)]
+            if not todo:
+                continue
+            pair = build_pair(cfg.data, seed, Path(cfg.cache_dir).expanduser())
+            source = source_model(cfg, pair, seed, args.cache)
+            for method in todo:
+                row = {"direction": direction, "seed": seed, "method": method,
+                       **adapt(cfg, pair, source, method, seed, args_d)}
+                print(json.dumps(row), flush=True)
+                done.append(row)
+                with args.results.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    print(table(done, list(args.methods) if not args.table_only else list(METHODS)))
+
+
+if __name__ == "__main__":
+    main()

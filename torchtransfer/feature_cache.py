@@ -1,0 +1,69 @@
+"""Feature extraction with a feature cache: the frozen trunk runs once over the data (eval mode, no grad),
+then every epoch trains only the head on the cached features (N, d), so an epoch costs a linear layer.
+
+Exact for ``feature_extraction`` without augmentation or adaptation: the trunk is frozen and in eval mode,
+so its features are the same at every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from torchtransfer import batches, strategies
+from torchtransfer.evaluation import classification_metrics
+from torchtransfer.optim import make_optimizer, make_scheduler
+
+if TYPE_CHECKING:
+    from torchtransfer.learner import EpochStats, TransferLearner
+
+
+def cached_features(learner: TransferLearner, data: batches.Data) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (N, d) on the learner's device, labels (N,)) for the labelled images of ``data``."""
+    feats, labels = [], []
+    for x, y in batches.in_order(data, 512):
+        keep = y >= 0
+        feats.append(learner._features([(x[keep], y[keep])]))
+        labels.append(y[keep])
+    return torch.cat(feats).to(learner.device), torch.cat(labels).to(learner.device)
+
+
+def fit_head_on_cache(learner: TransferLearner, data: batches.Data, val_data: batches.Data | None, epochs: int,
+                      batch_size: int, gen: torch.Generator) -> Iterator[EpochStats]:
+    """Yield ``EpochStats`` per epoch of head-only training on cached features."""
+    from torchtransfer.learner import EpochStats
+
+    model, cfg = learner.model, learner.optim
+    strategies.freeze(model, 0)
+    f_train, y_train = cached_features(learner, data)  # (N, d), (N,)
+    f_val, y_val = cached_features(learner, val_data) if val_data is not None else (None, None)
+    opt = make_optimizer([{"params": list(model.head.parameters()), "lr": cfg.lr, "name": "head"}], cfg)
+    steps = batches.n_batches(len(y_train), batch_size)
+    sched = make_scheduler(opt, cfg, steps, epochs)
+    for epoch in range(1, epochs + 1):
+        model.head.train()
+        order = torch.randperm(len(y_train), generator=gen).to(learner.device)
+        total, n = 0.0, 0
+        for start in range(0, len(order), batch_size):
+            idx = order[start: start + batch_size]
+            if len(idx) < 2:
+                continue
+            loss = F.cross_entropy(model.head(f_train[idx]), y_train[idx], label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.head.parameters(), cfg.clip_grad_norm)
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+            n += 1
+        val = None
+        if f_val is not None:
+            model.head.eval()
+            with torch.no_grad():
+                pred = model.head(f_val).argmax(1)
+            val = classification_metrics(y_val.cpu(), pred.cpu(), model.head.out_features)["acc"]
+        yield EpochStats(epoch, total / max(n, 1), val, opt.param_groups[-1]["lr"])
