@@ -67,14 +67,15 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
                                 cfg.min_improvement, cfg.min_accuracy)
     entry = {"kind": "auto", "alias": CHAMPION, "version": v, "run_id": run.run_id,
              "flow_run": run_tags.get("prefect.flow_run_name", ""), "test_fingerprint": fingerprint,
-             "from": champion.version if champion else None,
-             "to": v if decision.promote else (champion.version if champion else None),
+             "from": str(champion.version) if champion else None,
+             "to": v if decision.promote else (str(champion.version) if champion else None),
              "min_improvement": cfg.min_improvement, "min_accuracy": cfg.min_accuracy, **decision.as_dict()}
     if decision.promote:
         entry = registry.move_alias(client, name, CHAMPION, v, entry)
     else:
         entry = registry.append_history(client, name, entry)
     _log_decision(run, name, v, entry)
+    registry.mark_complete(client, name, v)
     aliases = tuple(client.get_model_version(name, v).aliases)
     logger.info("registered %s v%s %s; %s", name, v, list(aliases), decision.reason)
     return Registered(name, v, aliases, decision)

@@ -111,7 +111,7 @@ def promote(name: Annotated[str, typer.Argument(help="Registered model name.")],
     before = registry.by_alias(client, name, alias)
     acc = lambda v: float(v.tags["test.target_acc"]) if v and "test.target_acc" in v.tags else None  # noqa: E731
     entry = {"kind": "manual", "alias": alias, "version": str(version), "run_id": target.run_id,
-             "from": before.version if before else None, "to": str(version), "promote": True, "reason": reason,
+             "from": str(before.version) if before else None, "to": str(version), "promote": True, "reason": reason,
              "challenger_acc": acc(target), "champion_acc": acc(before),
              "test_fingerprint": target.tags.get("test.fingerprint")}
     entry = registry.move_alias(client, name, alias, str(version), entry)

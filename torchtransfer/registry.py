@@ -6,7 +6,8 @@ This is the one library module whose job is MLflow I/O (the gate itself, ``promo
   as a weights-only file plus this package's code, so ``mlflow.pyfunc.load_model("models:/NAME@champion")``
   works in a fresh process and under ``mlflow models serve``.
 - A version is identified by its run: registering a run that already has a complete version returns it; one
-  left half-done (no ``torchtransfer.complete`` tag) is finished; a failure after creating a version deletes it.
+  left half-done (no ``torchtransfer.complete`` tag, set after the promotion decision is recorded) is finished
+  and gated again; a failure while tagging a new version deletes it.
 - MLflow keeps no alias history, so every decision is one registered-model tag
   ``torchtransfer.history.<UTC time>-<random>`` holding a JSON entry: an append never rewrites earlier entries
   (no read-modify-write race, no tag-size limit on the history), and the history survives deleted versions.
@@ -124,6 +125,7 @@ def register(client: MlflowClient, name: str, run_id: str, model_uri_fn, tags: d
              ) -> tuple[ModelVersion, str]:
     """The run's version with ``tags`` and alias ``challenger``, and how: ``created``, ``finished`` (an
     incomplete version of this run completed now) or ``existing`` (complete already; nothing written).
+    A version is complete once its promotion decision is recorded too (``mark_complete``).
 
     ``model_uri_fn()`` logs the model and is only called when the run has no version yet. A version that an
     earlier, interrupted attempt left incomplete is finished; if finishing a new version fails, it is deleted.
@@ -144,13 +146,17 @@ def register(client: MlflowClient, name: str, run_id: str, model_uri_fn, tags: d
         for key, value in {**tags, "run_id": run_id}.items():
             client.set_model_version_tag(name, version.version, key, value)
         client.set_registered_model_alias(name, CHALLENGER, version.version)
-        client.set_model_version_tag(name, version.version, COMPLETE_TAG, "true")
     except Exception:
         if created:
             log.error("registering %s v%s failed half-way; deleting the version", name, version.version)
             _delete_quietly(client, name, version.version)
         raise
     return client.get_model_version(name, version.version), "created" if created else "finished"
+
+
+def mark_complete(client: MlflowClient, name: str, version: str) -> None:
+    """The last write for a version: tags, alias and its promotion decision are all in place."""
+    client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:
@@ -183,13 +189,13 @@ def score_version(client: MlflowClient, tracking_uri: str, name: str, version: M
                   fingerprint: str, x, y) -> Scored:
     """``version``'s target accuracy on the test split with ``fingerprint`` (images ``x`` (N, C, H, W), labels
     ``y`` (N,)): its own tags when it was evaluated on that split, else a cached re-evaluation tag, else it is
-    loaded from the registry and evaluated now (and the result cached as tag ``test.target_acc@<fp16>``).
+    loaded from the registry and evaluated now (and the result cached as tag ``test.target_acc.on.<fp16>``).
     When it cannot be loaded, the score on its own data comes back with a note saying why."""
     tags, v = version.tags, str(version.version)
     own = float(tags["test.target_acc"]) if "test.target_acc" in tags else None
     if tags.get("test.fingerprint") == fingerprint:
         return Scored(v, own, fingerprint)
-    cache_key = f"test.target_acc@{fingerprint[:16]}"
+    cache_key = f"test.target_acc.on.{fingerprint[:16]}"
     if cache_key in tags:
         return Scored(v, float(tags[cache_key]), fingerprint, "re-evaluated earlier on this test split")
     try:
