@@ -132,6 +132,9 @@ class TuningConfig(_Strict):
     n_trials: int = Field(8, ge=1)
     timeout: float | None = Field(None, gt=0)
     storage: str = "sqlite:///optuna.db"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    n_workers: int = Field(1, ge=1)
+    dask_address: str | None = None
 
 
 class TrackingConfig(_Strict):
@@ -154,15 +157,12 @@ class ExperimentConfig(_Strict):
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     train: TrainConfig = TrainConfig()
+    adaptation: AdaptationConfig = AdaptationConfig()
     search: SearchConfig = SearchConfig()
     tuning: TuningConfig = TuningConfig()
     tracking: TrackingConfig = TrackingConfig()
-    adaptation: AdaptationConfig = AdaptationConfig()
     registry: RegistryConfig
 
-    def sha256(self) -> str:
-        """Hash of the resolved config (canonical JSON), used for tags, study names and cache keys."""
-        return section_hash(self.model_dump(mode="json"))
     @model_validator(mode="before")
     @classmethod
     def _method_space(cls, data: Any) -> Any:
@@ -175,6 +175,9 @@ class ExperimentConfig(_Strict):
                 data = {**data, "search": {**search, "method": [method]}}
         return data
 
+    def sha256(self) -> str:
+        """Hash of the resolved config (canonical JSON), used for tags, study names and cache keys."""
+        return section_hash(self.model_dump(mode="json"))
 
     def flat(self) -> dict[str, Any]:
         """The resolved config flattened with dotted keys, e.g. ``{"train.batch_size": 64}``."""

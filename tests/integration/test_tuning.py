@@ -1,0 +1,87 @@
+"""Tuning survives kill -9: the re-run resumes the study with no duplicate trial runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from flows.transfer import transfer_learning
+from tasks.tune import study_name
+from tests.conftest import ROOT
+from torchtransfer import study as studies
+
+SLOW_TRIALS = ["tuning.n_trials=4", "tuning.pruner=none", "search.epochs.low=4", "search.epochs.high=4"]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"gave up waiting for {what}")
+
+
+def _trials(url: str):
+    try:
+        summaries = optuna.get_all_study_summaries(storage=url)
+        return [] if not summaries else optuna.load_study(study_name=summaries[0].study_name,
+                                                          storage=url).get_trials(deepcopy=False)
+    except Exception:  # storage not created yet
+        return []
+
+
+@pytest.mark.slow
+def test_kill_9_during_tuning_then_the_rerun_resumes_without_duplicates(smoke_cfg, tmp_path):
+    cfg = smoke_cfg.model_copy(update={
+        "tuning": smoke_cfg.tuning.model_copy(update={"n_trials": 4, "pruner": "none"}),
+        "search": smoke_cfg.search.model_copy(update={"epochs": smoke_cfg.search.epochs.model_copy(
+            update={"low": 4, "high": 4})})})
+    url = cfg.tuning.storage
+    overrides = [f"cache_dir={cfg.cache_dir}", f"tracking.uri={cfg.tracking.uri}", f"tuning.storage={url}",
+                 "device=cpu", *SLOW_TRIALS]
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    cmd = [sys.executable, "-m", "flows.transfer", "--config", "conf/default.yaml", "conf/smoke.yaml"]
+    for o in overrides:
+        cmd += ["--set", o]
+    victim = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: any(t.state == TrialState.COMPLETE for t in _trials(url))
+                  and any(t.state == TrialState.RUNNING for t in _trials(url)), 240, "a trial mid-study")
+    finally:
+        os.killpg(victim.pid, signal.SIGKILL)  # the flow process and its temporary Prefect server
+        victim.wait()
+    killed = [t.number for t in _trials(url) if t.state == TrialState.RUNNING]
+    done_before = [t.number for t in _trials(url) if t.state == TrialState.COMPLETE]
+    assert len(killed) == 1 and done_before
+    time.sleep(studies.GRACE_S + 1)  # the dead process's heartbeat goes stale
+
+    summary = transfer_learning(cfg)
+
+    study = optuna.load_study(study_name=summary.study_name, storage=url)
+    assert summary.study_name == study_name(cfg, MlflowClient(cfg.tracking.uri).get_run(
+        summary.run_id).data.tags["data.fingerprint"])
+    states = {t.number: t.state for t in study.trials}
+    assert states[killed[0]] == TrialState.FAIL
+    assert sum(s == TrialState.COMPLETE for s in states.values()) == 4
+    client = MlflowClient(cfg.tracking.uri)
+    children = client.search_runs([client.get_experiment_by_name("smoke").experiment_id],
+                                  f"tags.`optuna.study_name` = '{summary.study_name}'")
+    by_trial: dict[str, list] = {}
+    for run in children:
+        by_trial.setdefault(run.data.tags["optuna.trial_number"], []).append(run)
+    assert all(len(runs) == 1 for runs in by_trial.values())  # no duplicate trial runs
+    assert {int(n) for n in by_trial} == set(states)
+    orphan = by_trial[str(killed[0])][0]
+    assert orphan.info.status == "FAILED" and orphan.data.tags["optuna.trial_state"] == "FAIL"
+    for number in done_before:  # completed before the kill: kept, not re-run
+        assert by_trial[str(number)][0].info.status == "FINISHED"
