@@ -54,12 +54,15 @@ def models(name: Annotated[str, typer.Argument(help="Registered model name.")],
 
     client = _client(tracking_uri, name)
     versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    aliases: dict[str, list[str]] = {}  # search results carry no aliases; the registered model has them all
+    for alias, version in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
     table = Table(title=f"{name}: versions")
     for column in ("version", "aliases", *(c for c, _ in METRIC_COLUMNS), "test data", "run", "complete"):
         table.add_column(column)
     for v in versions:
         metrics = [_num(v.tags.get(key)) for _, key in METRIC_COLUMNS]
-        table.add_row(str(v.version), ", ".join(sorted(v.aliases)) or "-", *metrics,
+        table.add_row(str(v.version), ", ".join(sorted(aliases.get(str(v.version), []))) or "-", *metrics,
                       v.tags.get("test.fingerprint", "-")[:12], (v.run_id or "-")[:12],
                       "yes" if v.tags.get(registry.COMPLETE_TAG) == "true" else "NO")
     console.print(table)

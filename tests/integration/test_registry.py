@@ -189,6 +189,9 @@ def test_cli_promote_by_hand_is_recorded_and_models_shows_the_history(cfg, three
     assert shown.exit_code == 0, shown.output
     assert f"promotion history ({n + 2} decisions)" in shown.output
     assert "rollback drill" in shown.output and "champion stays" in shown.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in shown.output.splitlines()
+            if line.startswith("│") and line.split("│")[1].strip().isdigit()}
+    assert rows["2"] == "champion" and rows[max(rows, key=int)] == "challenger" and rows["1"] == "-"
     assert CliRunner().invoke(app, ["promote", NAME, "99", "--reason", "x", *uri]).exit_code == 1
     assert CliRunner().invoke(app, ["models", "nope", *uri]).exit_code == 1
 
@@ -297,3 +300,33 @@ def test_mlflow_models_serve_answers_a_rest_prediction(cfg, three_runs, tmp_path
     print(f"REST /invocations: {len(served)} USPS digits, accuracy {accuracy:.4f}")
     assert len(served) == 64 and accuracy > 0.5
     assert abs(sum(v for k, v in predictions[0].items() if k.startswith("prob_")) - 1.0) < 1e-4
+
+
+@pytest.mark.slow
+def test_the_flow_evaluates_registers_and_records_its_decision(smoke_cfg):
+    from flows.transfer import transfer_learning
+
+    summary = transfer_learning(smoke_cfg)
+    client, name = MlflowClient(smoke_cfg.tracking.uri), smoke_cfg.registry.model_name
+    parent = client.get_run(summary.run_id)
+    assert {"test/target_ece", "baseline/source_acc", "test/source_cost", "promotion/promoted"} <= set(
+        parent.data.metrics)
+    artifacts = {a.path for folder in ("eval", "promotion") for a in client.list_artifacts(summary.run_id, folder)}
+    assert artifacts == {"eval/per_class.csv", "eval/confusion_matrix.png", "promotion/decision.json"}
+    per_class = pd.read_csv(io.StringIO(_text(client, summary.run_id, "eval/per_class.csv")))
+    assert list(per_class["class"]) == list(range(10)) and per_class["support"].sum() == 100
+
+    version = client.get_model_version_by_alias(name, "champion")
+    assert str(version.version) == summary.version == "1" and version.tags[registry.COMPLETE_TAG] == "true"
+    assert version.tags["run_id"] == summary.run_id and version.tags["config.sha256"] == smoke_cfg.sha256()
+    (entry,) = registry.read_history(client, name)
+    assert entry["flow_run"] == parent.data.tags["prefect.flow_run_name"] and entry["promote"]
+    assert json.loads(_text(client, summary.run_id, "promotion/decision.json")) == entry
+    with registry.tracking(smoke_cfg.tracking.uri):
+        import mlflow
+
+        info = mlflow.models.get_model_info(f"models:/{name}@champion")
+    assert info.signature.outputs.input_names()[:2] == ["label", "prob_0"] and "uint8" in info.metadata["input"]
+    images, _ = _usps_raw(smoke_cfg, 8)
+    out = registry.predict_uri(smoke_cfg.tracking.uri, f"models:/{name}@champion", images)
+    assert len(out) == 8 and np.allclose(out.filter(like="prob_").sum(axis=1), 1.0, atol=1e-4)
