@@ -62,8 +62,9 @@ def _labelled(pair: DomainPair, cfg: ShiftConfig, seed: int) -> tuple[torch.Tens
     return pair.source_train.x[pick_s[:n]], pair.source_train.y[pick_s[:n]], xt[pick_t[:n]], yt[pick_t[:n]]
 
 
-def _one(name: str, xs, xt, per_class_inputs, cfg: ShiftConfig, seed: int, run: RunRef) -> tuple[dict, shift.MMDResult]:
-    """Report one representation, with per-class MMD² and the permutation-null figure."""
+def _one(name: str, xs: torch.Tensor, xt: torch.Tensor, per_class_inputs: tuple[torch.Tensor, ...],
+         cfg: ShiftConfig, seed: int, run: RunRef) -> tuple[dict, shift.MMDResult]:
+    """Report one representation (x_s, x_t); per-class MMD² on (x_s, x_t, y_s, y_t); the null figure."""
     report, result = shift_report.analyze(xs, xt, n_permutations=cfg.n_permutations, seed=seed, alpha=cfg.alpha)
     per_class = shift.class_conditional_mmd(*per_class_inputs, bandwidth=result.bandwidth, seed=seed)
     report["per_class"] = {str(c): v for c, v in per_class.items()}
