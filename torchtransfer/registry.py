@@ -209,6 +209,16 @@ def score_version(client: MlflowClient, tracking_uri: str, name: str, version: M
                                        f"{str(tags.get('test.fingerprint'))[:12]})")
 
 
+def load_servable(model_uri: str, tracking_uri: str | None = None) -> ServableModel:
+    """The ``ServableModel`` behind a registered version (``.backbone`` is the trained network, with
+    ``features``/``head``: what fine-tuning from a registered model starts from)."""
+    with tracking(tracking_uri or mlflow.get_tracking_uri()):
+        model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    if not isinstance(model, ServablePyfunc):
+        raise TypeError(f"{model_uri}: not a torchtransfer servable model (got {type(model).__name__})")
+    return model.module
+
+
 def predict_uri(tracking_uri: str, model_uri: str, images: np.ndarray) -> pd.DataFrame:
     """Load ``model_uri`` as pyfunc and predict ``images``; a DataFrame with at least a ``label`` column
     (a model that returns a probability/logit array, e.g. an older pytorch-flavour version, is argmaxed)."""

@@ -330,3 +330,5 @@ def test_the_flow_evaluates_registers_and_records_its_decision(smoke_cfg):
     images, _ = _usps_raw(smoke_cfg, 8)
     out = registry.predict_uri(smoke_cfg.tracking.uri, f"models:/{name}@champion", images)
     assert len(out) == 8 and np.allclose(out.filter(like="prob_").sum(axis=1), 1.0, atol=1e-4)
+    servable = registry.load_servable(f"models:/{name}@champion", smoke_cfg.tracking.uri)
+    assert hasattr(servable.backbone, "features") and (servable.predict(images)[1] == out["label"]).all()
