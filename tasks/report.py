@@ -22,7 +22,8 @@ def mlflow_run_url(run: RunRef) -> str:
 def summary_markdown(rows: dict[str, str], run: RunRef) -> str:
     lines = ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows.items())]
     url = mlflow_run_url(run)
-    note = "" if run.tracking_uri.startswith("http") else f" (start it with `torchtransfer ui`; store {run.tracking_uri})"
+    local = not run.tracking_uri.startswith("http")
+    note = f" (start it with `torchtransfer ui`; store {run.tracking_uri})" if local else ""
     return "\n".join([*lines, "", f"MLflow run: [{run.run_id}]({url}){note}"])
 
 

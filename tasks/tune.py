@@ -87,7 +87,6 @@ def _fail_orphan_child_runs(run: RunRef, name: str, numbers: list[int]) -> None:
 def open_study(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> tuple[str, int]:
     """Create or resume the study; fail trials of dead processes; return (name, trials still to run)."""
     logger = get_run_logger()
-    studies.check_parallel(cfg.tuning.storage, cfg.tuning.n_workers)
     name = study_name(cfg, data.fingerprint)
     study = studies.load_or_create(name, cfg.tuning.storage, cfg.seed, cfg.tuning.pruner)
     stale = studies.fail_stale_trials(study)

@@ -63,12 +63,14 @@ class PretrainConfig(_Strict):
     weight_decay: float = Field(5e-4, ge=0)
     batch_size: int = Field(64, ge=1)
     augment: bool = True
+    augment_scale: tuple[float, float] = (0.9, 1.1)  # random-affine zoom range (< 1 shrinks)
 
 
 class TrainConfig(_Strict):
     batch_size: int = Field(64, ge=1)
     momentum: float = Field(0.9, ge=0, lt=1)
     augment: bool = True
+    augment_scale: tuple[float, float] = (0.9, 1.1)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     nesterov: bool = False
     lr_mult: float = Field(1.0, ge=0)
@@ -135,6 +137,19 @@ class TuningConfig(_Strict):
     pruner: Literal["median", "hyperband", "none"] = "median"
     n_workers: int = Field(1, ge=1)
     dask_address: str | None = None
+
+    @model_validator(mode="after")
+    def _shareable_storage(self) -> TuningConfig:
+        check_parallel(self.storage, self.n_workers)
+        return self
+
+
+def check_parallel(storage: str, n_workers: int) -> None:
+    """Refuse several trial workers on SQLite, which cannot be shared safely by several processes."""
+    if n_workers > 1 and storage.startswith("sqlite:"):
+        raise ValueError(f"tuning.n_workers={n_workers} needs a storage that several processes can share; "
+                         f"{storage!r} is SQLite. Use journal:///path/to/study.log (a shared file system) or "
+                         "postgresql://user:password@host/db")
 
 
 class TrackingConfig(_Strict):

@@ -40,14 +40,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
 
 
-def check_parallel(url: str, n_workers: int) -> None:
-    """Refuse several workers on SQLite, which serialises writers and is not safe across processes here."""
-    if n_workers > 1 and is_sqlite(url):
-        raise ValueError(f"tuning.n_workers={n_workers} needs a storage that several processes can share; "
-                         f"{url!r} is SQLite. Use journal:///path/to/study.log (a shared file system) or "
-                         "postgresql://user:password@host/db")
-
-
 def make_pruner(name: str, min_epochs: int = 1) -> optuna.pruners.BasePruner:
     """``median`` (after 3 complete trials and ``min_epochs`` epochs), ``hyperband`` or ``none``."""
     if name == "median":

@@ -85,3 +85,21 @@ def test_kill_9_during_tuning_then_the_rerun_resumes_without_duplicates(smoke_cf
     assert orphan.info.status == "FAILED" and orphan.data.tags["optuna.trial_state"] == "FAIL"
     for number in done_before:  # completed before the kill: kept, not re-run
         assert by_trial[str(number)][0].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_two_dask_workers_share_one_journal_study(smoke_cfg, tmp_path):
+    cfg = smoke_cfg.model_copy(update={"tuning": smoke_cfg.tuning.model_copy(update={
+        "n_trials": 4, "n_workers": 2, "storage": f"journal://{tmp_path / 'study.log'}"})})
+    summary = transfer_learning(cfg)
+    study = optuna.load_study(study_name=summary.study_name, storage=studies.open_storage(cfg.tuning.storage))
+    assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 4
+    client = MlflowClient(cfg.tracking.uri)
+    children = client.search_runs([client.get_experiment_by_name("smoke").experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{summary.run_id}'")
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == [0, 1, 2, 3]
+
+
+def test_parallel_workers_on_sqlite_are_refused_before_anything_runs(smoke_cfg):
+    with pytest.raises(ValueError, match="journal:///"):
+        smoke_cfg.tuning.model_validate({**smoke_cfg.tuning.model_dump(), "n_workers": 2})

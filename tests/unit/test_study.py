@@ -2,6 +2,7 @@ import optuna
 import pytest
 
 from torchtransfer import study as studies
+from torchtransfer.config import check_parallel
 
 
 def test_storage_by_url(tmp_path):
@@ -14,11 +15,11 @@ def test_storage_by_url(tmp_path):
 
 
 def test_parallel_workers_are_refused_on_sqlite_with_the_alternatives_named():
-    studies.check_parallel("sqlite:///o.db", 1)
-    studies.check_parallel("journal:///tmp/s.log", 4)
-    studies.check_parallel("postgresql://u:p@h/db", 4)
+    check_parallel("sqlite:///o.db", 1)
+    check_parallel("journal:///tmp/s.log", 4)
+    check_parallel("postgresql://u:p@h/db", 4)
     with pytest.raises(ValueError, match=r"n_workers=2.*journal:///.*postgresql://"):
-        studies.check_parallel("sqlite:///o.db", 2)
+        check_parallel("sqlite:///o.db", 2)
 
 
 def test_pruners():
