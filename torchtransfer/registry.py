@@ -54,7 +54,7 @@ class ServablePyfunc(PythonModel):
     def load_context(self, context) -> None:
         self.module = ServableModel.load(Path(context.artifacts["servable"]))
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(self, context, model_input: np.ndarray, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):
             raise TypeError("this model takes an image array (N, H, W) or (N, C, H, W), not a DataFrame; "
                             f"{INPUT_DOC}")
