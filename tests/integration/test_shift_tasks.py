@@ -46,3 +46,8 @@ def test_shift_tasks_report_log_and_steer_both_ways(smoke_cfg, tmp_path):
     assert removed.search.method == ("none",) and removed.search.adaptation_weight.high == 0.0
     tags = client.get_run(other.run_id).data.tags
     assert tags["steer.decision"] == "adaptation removed" and "p = 0.4 >= alpha = 0.05" in tags["steer.reason"]
+
+    off = smoke_cfg.model_copy(update={"shift": smoke_cfg.shift.model_copy(update={"steer": False})})
+    third = start_run(smoke_cfg)
+    assert steer_search(off, null_like, third).search == smoke_cfg.search  # steering disabled: no change
+    assert client.get_run(third.run_id).data.tags["steer.decision"] == "unchanged"
