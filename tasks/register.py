@@ -55,8 +55,8 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
     version, how = registry.register(client, name, run.run_id, log_model, tags)
     v = str(version.version)
     if how == "existing":
-        decision = promotion.Decision(CHAMPION in version.aliases,
-                                      f"run {run.run_id} is already registered as v{v}; no new decision")
+        decision = promotion.Decision(False, f"run {run.run_id} is already registered as v{v} "
+                                             f"({', '.join(sorted(version.aliases)) or 'no alias'}); no new decision")
         logger.info("%s v%s already registered for this run; %s", name, v, list(version.aliases))
         return Registered(name, v, tuple(version.aliases), decision)
 

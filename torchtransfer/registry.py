@@ -132,7 +132,7 @@ def register(client: MlflowClient, name: str, run_id: str, model_uri_fn, tags: d
     """
     existing = find_version(client, name, run_id)
     if existing is not None and existing.tags.get(COMPLETE_TAG) == "true":
-        return existing, "existing"
+        return client.get_model_version(name, existing.version), "existing"  # search results carry no aliases
     if existing is None:
         _ensure_registered_model(client, name)
         uri = model_uri_fn()

@@ -140,7 +140,7 @@ def test_registering_the_same_run_again_makes_no_new_version(cfg, three_runs, mo
     run, data, metrics, first = three_runs[1]
     again = register_model(models["good"], metrics, data, cfg.registry, run)
     assert again.version == first.version == "2" and not again.decision.promote
-    assert "already registered" in again.decision.reason
+    assert "already registered" in again.decision.reason and "champion" in again.aliases
     assert len(client.search_model_versions(f"name = '{NAME}'")) == 3
     assert len(registry.read_history(client, NAME)) == 3  # no decision for a repeat
     logged = client.search_logged_models([run.experiment_id], filter_string=f"source_run_id = '{run.run_id}'")
