@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import yaml
@@ -17,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 import torchtransfer
+from tasks import provenance
 from torchtransfer.config import ExperimentConfig
 from torchtransfer.learner import EpochStats
 
@@ -44,14 +43,6 @@ def tracking_uri(cfg: ExperimentConfig) -> str:
 def redact(value: Any) -> Any:
     """Hide the password of any ``scheme://user:password@host`` URL in a string."""
     return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", value) if isinstance(value, str) else value
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def _chunks(items: list, size: int = MAX_BATCH):
@@ -96,25 +87,20 @@ def end(run: RunRef, status: str = "FINISHED") -> None:
     run.client.set_terminated(run.run_id, status)
 
 
-def _requirements() -> str:
-    dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
-                   if d.metadata["Name"])
-    return "\n".join(dict.fromkeys(dists)) + "\n"
-
-
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def start_run(cfg: ExperimentConfig) -> RunRef:
     """Create the flow's parent run: tags, the flattened config as params, the resolved config artifact."""
     client = MlflowClient(tracking_uri(cfg))
+    code_tags, diff = provenance.code_record()
     experiment = client.get_experiment_by_name(cfg.experiment)
     exp_id = experiment.experiment_id if experiment else client.create_experiment(cfg.experiment)
     tags = {
         "prefect.flow_run_id": flow_run.get_id() or "",
         "prefect.flow_run_name": flow_run.get_name() or "",
-        "git.commit": _git("rev-parse", "HEAD") or "unknown",
-        "git.dirty": str(bool(_git("status", "--porcelain"))).lower(),
         "config.sha256": cfg.sha256(),
         "torchtransfer.version": torchtransfer.__version__,
+        **code_tags,
+        **provenance.environment_tags(cfg),
     }
     run = client.create_run(exp_id, run_name=flow_run.get_name() or None, tags=tags)
     ref = RunRef(tracking_uri(cfg), exp_id, run.info.run_id)
@@ -123,7 +109,10 @@ def start_run(cfg: ExperimentConfig) -> RunRef:
     resolved["tuning"]["storage"] = redact(resolved["tuning"]["storage"])
     resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
     client.log_text(ref.run_id, yaml.safe_dump(resolved, sort_keys=False), "config/resolved.yaml")
-    client.log_text(ref.run_id, _requirements(), "environment/requirements.txt")
+    client.log_text(ref.run_id, provenance.requirements(), "environment/requirements.txt")
+    log_params(ref, provenance.seed_params(cfg))
+    if diff:
+        client.log_text(ref.run_id, diff, "code/git.diff")
     return ref
 
 

@@ -73,9 +73,10 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
 
 
 def _register_commands() -> None:
-    from torchtransfer import cli_orchestration, cli_registry, cli_shift
+    from torchtransfer import cli_orchestration, cli_registry, cli_reproduce, cli_shift
 
     cli_orchestration.register(app)
+    cli_reproduce.register(app)
     cli_registry.register(app)
     cli_shift.register(app)
 
