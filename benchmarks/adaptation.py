@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from torchtransfer import transfer_learner  # noqa: E402
 from torchtransfer.adaptation import METHODS, AdaptationSpec  # noqa: E402
-from torchtransfer.config import ExperimentConfig, load_config  # noqa: E402
+from torchtransfer.augment import Affine  # noqa: E402
+from torchtransfer.config import ExperimentConfig, load_config, section_hash  # noqa: E402
 from torchtransfer.models import build_model  # noqa: E402
 from torchtransfer.splits import build_pair  # noqa: E402
 
@@ -42,12 +43,13 @@ PUBLISHED = {  # ADDA (CVPR 2017) Table 2, same 2,000/1,800 protocol; TLlib (ful
     "dann (TLlib)": ("91.7", "-"),
 }
 # Method settings beside the config's fine-tuning settings: alignment weight λ (ramped) per method.
-WEIGHTS = {"none": 0.0, "dan": 1.0, "dann": 1.0, "coral": 100.0, "reweight": 0.0}
+WEIGHTS = {"none": 0.0, "dan": 1.0, "dann": 0.1, "coral": 100.0, "reweight": 0.0}
 
 
 def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.nn.Module:
     """Pretrain (or reload) the source-only LeNet for this direction and seed, as ``pretrain_source`` does."""
-    path = cache / f"source-{cfg.data.source.name}-{seed}.pt"
+    key = section_hash(cfg.model, cfg.pretrain, cfg.data.source)[:10]
+    path = cache / f"source-{cfg.data.source.name}-{seed}-{key}.pt"
     model = build_model(cfg.model.backbone, cfg.model.num_classes, seed)
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
@@ -55,7 +57,7 @@ def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.n
     p = cfg.pretrain
     learner = transfer_learner(model, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, device="cpu")
     learner.fit(pair.source_train, p.epochs, "fine_tune", val_data=pair.source_val, batch_size=p.batch_size,
-                augment=p.augment, seed=seed)
+                augment=p.augment and Affine(scale=p.augment_scale), seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return model
@@ -65,15 +67,17 @@ def adapt(cfg: ExperimentConfig, pair, source: torch.nn.Module, method: str, see
     """Fine-tune a copy of ``source`` with ``method``; return target test accuracy and the settings used."""
     a = cfg.adaptation
     spec = AdaptationSpec(method=method, weight=WEIGHTS[method] if args.weight is None else args.weight,
-                          schedule=a.schedule, entropy_weight=0.0 if method == "none" else a.entropy_weight,
+                          schedule=a.schedule,
+                          entropy_weight=0.0 if method == "none" else (
+                              a.entropy_weight if args.entropy_weight is None else args.entropy_weight),
                           max_importance_weight=a.max_importance_weight, hidden=a.hidden)
     t = cfg.train
     learner = transfer_learner(copy.deepcopy(source), lr=args.lr, momentum=t.momentum,
                                weight_decay=args.weight_decay, device="cpu", schedule=t.schedule)
     start = time.perf_counter()
     result = learner.fit(pair.source_train, args.epochs, "fine_tune", val_data=pair.target_val,
-                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size, augment=t.augment,
-                         seed=seed)
+                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size,
+                         augment=t.augment and Affine(scale=t.augment_scale), seed=seed)
     return {"acc": learner.evaluate(pair.target_test)["acc"], "val_acc": result.best_val_acc,
             "best_epoch": result.best_epoch, "seconds": round(time.perf_counter() - start, 1),
             "weight": spec.weight, "entropy_weight": spec.entropy_weight, "lr": args.lr, "epochs": args.epochs}
@@ -102,15 +106,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="default: search.lr.high")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--weight", type=float, default=None, help="override every method's λ")
+    parser.add_argument("--entropy-weight", type=float, default=None, help="default: adaptation.entropy_weight")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steady on a shared machine)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/adaptation.jsonl")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/torchtransfer/benchmarks").expanduser())
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    torch.set_num_threads(args.threads)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     done = [json.loads(line) for line in args.results.read_text().splitlines()] if args.results.exists() else []
     for direction in [] if args.table_only else args.directions:
-        cfg = load_config(*DIRECTIONS[direction])
+        cfg = load_config(*DIRECTIONS[direction], overrides=args.set)
         args_d = copy.copy(args)
         args_d.epochs = args.epochs or cfg.search.epochs.high
         args_d.lr = args.lr or cfg.search.lr.high

@@ -14,6 +14,7 @@ import torchtransfer
 from tasks.data import DataRef, cache_dir, code_hash
 from tasks.tracking import RunRef, log_epoch, log_metrics, log_params, log_tags
 from torchtransfer.adaptation import AdaptationSpec
+from torchtransfer.augment import Affine
 from torchtransfer.config import ExperimentConfig, section_hash
 from torchtransfer.learner import EpochStats, FitResult, transfer_learner
 from torchtransfer.models import build_model, load_weights, save_weights
@@ -59,7 +60,7 @@ def pretrain_source(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelR
     p = cfg.pretrain
     learner = transfer_learner(model, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, device=cfg.device)
     result = learner.fit(pair.source_train, p.epochs, "fine_tune", val_data=pair.source_val,
-                         batch_size=p.batch_size, augment=p.augment, seed=cfg.seed)
+                         batch_size=p.batch_size, augment=p.augment and Affine(scale=p.augment_scale), seed=cfg.seed)
     path = _source_path(cfg, data.fingerprint)
     sha = save_weights(learner.model.cpu(), path)
     logger.info("source model: best epoch %d, source val acc %.4f → %s", result.best_epoch,
@@ -88,7 +89,8 @@ def fit_hparams(cfg: ExperimentConfig, source: ModelRef, data: DataRef, hp: HPar
                           entropy_weight=a.entropy_weight, max_importance_weight=a.max_importance_weight,
                           hidden=a.hidden)
     result = learner.fit(pair.source_train, hp.epochs, hp.strategy, val_data=pair.target_val,
-                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size, augment=t.augment,
+                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size,
+                         augment=t.augment and Affine(scale=t.augment_scale),
                          seed=cfg.seed, unfreeze=t.unfreeze, patience=t.patience, on_epoch=on_epoch)
     return learner.model.cpu(), result
 

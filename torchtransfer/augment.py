@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,3 +28,23 @@ def random_affine(x: Tensor, gen: torch.Generator, degrees: float = 15.0, transl
                          torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (N, 2, 3)
     grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+
+@dataclass(frozen=True)
+class Affine:
+    """Random-affine settings: rotation ±``degrees``, shift ±``translate`` (fraction of the size), zoom in
+    ``scale`` (< 1 shrinks the digit, > 1 enlarges it)."""
+
+    degrees: float = 15.0
+    translate: float = 0.1
+    scale: tuple[float, float] = (0.9, 1.1)
+
+    def __call__(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        return random_affine(x, gen, self.degrees, self.translate, self.scale)
+
+
+def as_augment(augment: bool | Affine) -> Affine | None:
+    """``True`` → the default ``Affine()``; ``False`` → None; an ``Affine`` as is."""
+    if isinstance(augment, Affine):
+        return augment
+    return Affine() if augment else None

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from torchtransfer import batches, strategies
 from torchtransfer.adaptation import AdaptationSpec, entropy, make_aligner
-from torchtransfer.augment import random_affine
+from torchtransfer.augment import Affine, as_augment
 from torchtransfer.evaluation import classification_metrics
 from torchtransfer.feature_cache import fit_head_on_cache
 from torchtransfer.optim import OptimConfig, make_optimizer, make_scheduler
@@ -77,11 +77,12 @@ class TransferLearner:
 
     def fit(self, train: batches.Data, epochs: int, strategy: str = "fine_tune", *,
             val_data: batches.Data | None = None, target: batches.Data | None = None,
-            adaptation: AdaptationSpec | str | None = None, batch_size: int = 64, augment: bool = False,
+            adaptation: AdaptationSpec | str | None = None, batch_size: int = 64, augment: bool | Affine = False,
             seed: int = 0, unfreeze: int = 1, patience: int | None = None, feature_cache: bool | None = None,
             on_epoch: Callable[[EpochStats], None] | None = None) -> FitResult:
         """Train up to ``epochs`` epochs; restore the best epoch (by ``val_data`` accuracy) and return the history.
 
+        ``augment``: ``True`` for the default random affine, or an ``Affine`` with its own ranges.
         ``target`` (images; labels of -1 hidden) feeds the adaptation method; its labelled images, if any, join
         the training set. ``feature_cache`` (default: on whenever it is exact, i.e. ``feature_extraction`` with
         no augmentation and no adaptation) computes the frozen trunk's features once and trains only the head.
@@ -97,6 +98,7 @@ class TransferLearner:
         if feature_cache and not cacheable:
             raise ValueError("feature_cache needs strategy 'feature_extraction', augment=False and no adaptation")
         gen = torch.Generator().manual_seed(seed)
+        augment = as_augment(augment)
         if cacheable and feature_cache is not False:
             run = fit_head_on_cache(self, data, val_data, epochs, batch_size, gen)
         else:
@@ -130,7 +132,7 @@ class TransferLearner:
         return FitResult(tuple(history), best[1] if best else len(history), best[0] if best else None, stopped)
 
     def _fit_loop(self, data, val_data, target, spec: AdaptationSpec, epochs: int, strategy: str,
-                  batch_size: int, augment: bool, unfreeze: int, gen: torch.Generator):
+                  batch_size: int, augment: Affine | None, unfreeze: int, gen: torch.Generator):
         """Yield ``EpochStats`` per epoch of end-to-end training (with adaptation when ``target`` is given)."""
         blocks = strategies.blocks_of(self.model)
         aligner = None
@@ -154,9 +156,9 @@ class TransferLearner:
             total, n = 0.0, 0
             for step, (xb, yb) in enumerate(batches.epoch_batches(data, batch_size, gen, self.cuda)):
                 xt = next(t_iter) if t_iter is not None else None
-                if augment:
-                    xb = random_affine(xb, gen)
-                    xt = random_affine(xt, gen) if xt is not None else None
+                if augment is not None:
+                    xb = augment(xb, gen)
+                    xt = augment(xt, gen) if xt is not None else None
                 progress = ((epoch - 1) * steps + step) / max(epochs * steps, 1)
                 loss = self._step(xb, yb, xt, aligner, spec, progress, opt, scaler)
                 sched.step()

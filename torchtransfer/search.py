@@ -72,8 +72,6 @@ def steer(space: SearchConfig, p_value: float | None, alpha: float) -> tuple[Sea
         return space, "unchanged: no permutation test ran (shift.n_permutations = 0)"
     if p_value < alpha:
         return space, f"adaptation kept: significant shift (p = {p_value:.4g} < alpha = {alpha:g})"
-    update: dict[str, Any] = {"adaptation_weight": FloatRange(low=0.0, high=0.0)}
-    if "method" in SearchConfig.model_fields:
-        update["method"] = ("none",)
+    update: dict[str, Any] = {"adaptation_weight": FloatRange(low=0.0, high=0.0), "method": ("none",)}
     reason = f"adaptation removed: no significant shift (p = {p_value:.4g} >= alpha = {alpha:g})"
     return space.model_copy(update=update), reason

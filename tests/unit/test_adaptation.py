@@ -107,3 +107,29 @@ def test_reweighting_moves_the_weighted_source_towards_the_target():
     w = rw(xs, xt, 1.0).source_weights  # (m,)
     after = abs((w[:, None] * xs).mean() - xt.mean()).item()
     assert after < 0.3 * before
+
+
+def test_the_search_space_chooses_the_method_and_replays_it(tmp_path):
+    import optuna
+
+    from torchtransfer.config import SearchConfig, load_config
+    from torchtransfer.search import steer, suggest_hparams
+
+    space = SearchConfig(method=("none", "dan", "dann", "coral", "reweight"))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    chosen = set()
+    for _ in range(12):
+        trial = study.ask()
+        hp = suggest_hparams(trial, space)
+        chosen.add(hp.method)
+        assert suggest_hparams(optuna.trial.FixedTrial(trial.params), space) == hp
+        assert hp.as_params()["hp.method"] == hp.method
+        study.tell(trial, 0.5)
+    assert len(chosen) >= 3
+    assert steer(space, p_value=0.9, alpha=0.05)[0].method == ("none",)
+    assert load_config("conf/default.yaml", overrides=["search.method=[none,coral]"]).search.method == ("none", "coral")
+    minimal = tmp_path / "minimal.yaml"  # no search.method: the space is [adaptation.method]
+    minimal.write_text("experiment: x\nregistry: {model_name: x}\nadaptation: {method: coral}\ndata:\n"
+                       "  source: {name: mnist, train: 10, val: 10, test: 10}\n"
+                       "  target: {name: usps, train: 10, val: 10, test: 10}\n")
+    assert load_config(minimal).search.method == ("coral",)
