@@ -81,9 +81,19 @@ def null_figure(result: shift.MMDResult, *, title: str = "") -> Figure:
     """Histogram of the permutation null with the observed MMD² marked."""
     fig = Figure(figsize=(5, 3.5), dpi=110)
     ax = fig.add_subplot()
-    if result.null:
-        ax.hist(result.null, bins=40, color="0.6", label=f"permutation null (B={result.n_permutations})")
-    ax.axvline(result.mmd2, color="crimson", lw=2, label=f"observed {result.mmd2:.4g} (p={result.p_value:.4g})")
+    label = f"observed {result.mmd2:.4g} (p={result.p_value:.4g})"
+    null = np.asarray(result.null)
+    if len(null):
+        ax.hist(null, bins=40, color="0.6", label=f"permutation null (B={result.n_permutations})")
+    span = np.ptp(null) if len(null) else 0.0
+    if span > 0 and abs(result.mmd2 - np.median(null)) > 3 * span:  # far off the null: keep the null readable
+        lo, hi = null.min() - 0.1 * span, null.max() + 0.1 * span
+        ax.set_xlim(lo, hi)
+        edge = hi if result.mmd2 > hi else lo
+        ax.annotate(label + " →" if edge == hi else "← " + label, xy=(edge, 0.5), xycoords=("data", "axes fraction"),
+                    ha="right" if edge == hi else "left", color="crimson", fontsize=8)
+    else:
+        ax.axvline(result.mmd2, color="crimson", lw=2, label=label)
     ax.set(xlabel=f"MMD² ({result.estimator})", ylabel="count", title=title or "permutation test")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

@@ -1,0 +1,36 @@
+import numpy as np
+import torch
+
+from torchtransfer import shift, shift_report
+
+
+def _gauss(n, d, seed, mean=0.0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + mean
+
+
+def test_report_holds_every_number_and_matches_the_test():
+    x, y = _gauss(60, 3, 0), _gauss(50, 3, 1, mean=1.0)
+    labels_x, labels_y = torch.arange(60) % 2, torch.arange(50) % 2
+    report, result = shift_report.analyze(x, y, n_permutations=99, seed=3, labels_x=labels_x, labels_y=labels_y)
+    assert result == shift.permutation_test(x, y, n_permutations=99, seed=3)
+    assert (report["mmd2"], report["p_value"], report["bandwidth"]) == (result.mmd2, result.p_value, result.bandwidth)
+    assert (report["n_source"], report["n_target"], report["n_permutations"], report["seed"]) == (60, 50, 99, 3)
+    assert report["significant"] and report["a_distance"] > 1.0 and sorted(report["per_class"]) == ["0", "1"]
+    assert "null" not in report and report["null_quantiles"]["q95"] < report["mmd2"]
+
+
+def test_pca_separates_shifted_samples_on_the_first_axis():
+    px, py = shift_report.pca_2d(_gauss(100, 10, 0), _gauss(80, 10, 1, mean=3.0))
+    assert px.shape == (100, 2) and py.shape == (80, 2)
+    assert abs(float(px[:, 0].mean() - py[:, 0].mean())) > 5
+
+
+def test_null_figure_keeps_the_null_readable_when_the_observed_is_far_off():
+    x = _gauss(40, 2, 0)
+    for mean, off_scale in ((5.0, True), (0.0, False)):
+        result = shift.permutation_test(x, _gauss(40, 2, 1, mean=mean), n_permutations=99)
+        ax = shift_report.null_figure(result).axes[0]
+        lo, hi = ax.get_xlim()
+        assert (not lo <= result.mmd2 <= hi) == off_scale
+        assert lo <= min(result.null) and max(result.null) <= hi
+    assert np.isfinite(lo)
