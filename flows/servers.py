@@ -79,10 +79,11 @@ def _start(name: str, cmd: list[str], health: str, url: str, env: dict[str, str]
 
 
 def start_prefect(host: str = "127.0.0.1", port: int | None = None, home: Path | None = None,
-                  log_file: Path | None = None) -> Server:
-    """``prefect server start`` (analytics off); ``home`` isolates its database and settings."""
+                  log_file: Path | None = None, env: dict[str, str] | None = None) -> Server:
+    """``prefect server start`` (analytics off); ``home`` isolates its database and settings; ``env`` adds
+    variables, e.g. ``PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...`` for a PostgreSQL database."""
     port = port or free_port(host)
-    env = {**os.environ, **OFFLINE_DEFAULTS, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {**os.environ, **OFFLINE_DEFAULTS, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **(env or {})}
     if home is not None:
         env["PREFECT_HOME"] = str(home)
     env.pop("PREFECT_API_URL", None)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import asdict, dataclass
 
 import optuna
@@ -38,13 +39,20 @@ def study_name(cfg: ExperimentConfig, fingerprint: str) -> str:
     return f"{cfg.experiment}-{key[:10]}"
 
 
+def worker_id() -> str:
+    """Who runs a trial: ``TORCHTRANSFER_WORKER`` when set, else ``host-pid`` (each Dask worker differs)."""
+    return os.environ.get("TORCHTRANSFER_WORKER") or f"{socket.gethostname()}-{os.getpid()}"
+
+
 def _objective(cfg: ExperimentConfig, data: DataRef, source: ModelRef, parent: RunRef, name: str):
     logger = get_run_logger()
 
     def objective(trial: optuna.Trial) -> float:
         hp = suggest_hparams(trial, cfg.search)
+        trial.set_user_attr("worker", worker_id())
         child = start_child(parent, f"trial-{trial.number}", hp.as_params())
-        log_tags(child, {"optuna.study_name": name, "optuna.trial_number": trial.number})
+        log_tags(child, {"optuna.study_name": name, "optuna.trial_number": trial.number,
+                         "torchtransfer.worker": worker_id()})
 
         def on_epoch(stats) -> None:
             log_epoch(child, stats)
@@ -99,11 +107,15 @@ def open_study(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> tuple[str, 
 
 
 @task(cache_policy=NO_CACHE)
-def run_trials(cfg: ExperimentConfig, data: DataRef, source: ModelRef, run: RunRef, name: str, n: int) -> int:
-    """Run ``n`` trials of the study ``name`` in this process (one of possibly several workers)."""
+def run_trials(cfg: ExperimentConfig, data: DataRef, source: ModelRef, run: RunRef, name: str, n: int,
+               worker: int = 0) -> int:
+    """Run ``n`` trials of the study ``name`` in this process (one of possibly several workers).
+
+    Worker ``i`` seeds its sampler with ``seed + i``: equally seeded samplers in several processes would
+    propose the same first (random start-up) trials."""
     if cfg.tuning.n_workers > 1:  # share the cores between the workers
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.tuning.n_workers))
-    study = studies.load_or_create(name, cfg.tuning.storage, cfg.seed, cfg.tuning.pruner)
+    study = studies.load_or_create(name, cfg.tuning.storage, cfg.seed + worker, cfg.tuning.pruner)
     study.optimize(_objective(cfg, data, source, run, name), n_trials=n, timeout=cfg.tuning.timeout,
                    catch=(FloatingPointError,))
     return n
@@ -115,7 +127,7 @@ def parallel_trials(cfg: ExperimentConfig, data: DataRef, source: ModelRef, run:
     """``todo`` trials spread over ``tuning.n_workers`` concurrent task runs."""
     workers = cfg.tuning.n_workers
     shares = [todo // workers + (i < todo % workers) for i in range(workers)]
-    futures = [run_trials.submit(cfg, data, source, run, name, n) for n in shares if n]
+    futures = [run_trials.submit(cfg, data, source, run, name, n, i) for i, n in enumerate(shares) if n]
     for future in futures:
         future.result()
 

@@ -73,12 +73,13 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
 
 
 def _register_commands() -> None:
-    from torchtransfer import cli_orchestration, cli_registry, cli_reproduce, cli_shift
+    from torchtransfer import cli_orchestration, cli_registry, cli_reproduce, cli_scaleout, cli_shift
 
     cli_orchestration.register(app)
     cli_reproduce.register(app)
     cli_registry.register(app)
     cli_shift.register(app)
+    cli_scaleout.register(app)
 
 
 _register_commands()

@@ -1,0 +1,49 @@
+"""A tuning worker: joins the experiment's Optuna study by its storage URL and runs N more trials.
+
+Started on any machine that reaches the same Optuna storage, MLflow tracking server and data caches
+(``torchtransfer tune-worker -c conf/default.yaml --set tuning.storage=postgresql://... --trials 4``). It
+resolves the study exactly as the flow does: same data and source model (content-keyed caches), same
+shift-steered search space, hence the same study name. Its trials are children of a ``tune-worker`` parent
+run and carry the worker's identity (tag ``torchtransfer.worker``, Optuna user attribute ``worker``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import flow, get_run_logger
+
+from flows.transfer import parent_run
+from tasks.data import prepared_data
+from tasks.shift import analyze_shift, steer_search
+from tasks.tracking import log_tags
+from tasks.train import source_model
+from tasks.tune import open_study, run_trials, worker_id
+from torchtransfer import study as studies
+from torchtransfer.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    worker: str
+    run_id: str
+    study_name: str
+    n_trials_run: int
+    counts: dict[str, int]
+
+
+@flow(name="tune_worker")
+def tune_worker(cfg: ExperimentConfig, n_trials: int, sampler_offset: int = 1000) -> WorkerReport:
+    """Data → source model → shift steering (as the flow) → open the study → run ``n_trials`` trials.
+
+    ``sampler_offset`` shifts this worker's sampler seed away from the flow's own workers (0, 1, ...)."""
+    with parent_run(cfg) as run:
+        log_tags(run, {"torchtransfer.role": "tune-worker", "torchtransfer.worker": worker_id()})
+        data = prepared_data(cfg, run)
+        source = source_model(cfg, data, run)
+        steered = steer_search(cfg, analyze_shift(data, source, cfg.shift, cfg.seed, run), run)
+        name, _ = open_study(steered, data, run)
+        run_trials(steered, data, source, run, name, n_trials, sampler_offset)
+    counts = studies.counts(studies.load_or_create(name, cfg.tuning.storage, cfg.seed, cfg.tuning.pruner))
+    get_run_logger().info("worker %s ran %d trials of %s; study now %s", worker_id(), n_trials, name, counts)
+    return WorkerReport(worker_id(), run.run_id, name, n_trials, counts)
