@@ -13,6 +13,10 @@ OFFLINE_DEFAULTS = {
     "PREFECT_LOGGING_EXTRA_LOGGERS": "torchtransfer",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # library logs outside a flow stay local
+    # an unreachable MLflow server fails within about half a minute instead of MLflow's default ~4 minutes
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
 
 

@@ -116,3 +116,21 @@ def local_ui(backend_uri: str, host: str = "127.0.0.1", prefect_port: int = 4200
             stack.callback(stop, server.process)
             servers.append(server)
         yield servers
+
+
+def check_prefect_api(timeout: float = 5.0) -> None:
+    """When ``PREFECT_API_URL`` is set, make sure a Prefect server answers there, else say what to do."""
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return  # Prefect starts a temporary server for this process
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout) as response:
+            if response.status == 200:
+                return
+    except OSError as exc:
+        reason = str(getattr(exc, "reason", exc))
+    else:
+        reason = f"HTTP {response.status}"
+    raise ConnectionError(f"no Prefect server answers at PREFECT_API_URL={url} ({reason}). Start one "
+                          "(`torchtransfer ui` or `prefect server start`), or unset PREFECT_API_URL to let each "
+                          "run start a temporary server")

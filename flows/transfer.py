@@ -18,7 +18,7 @@ from tasks.evaluate import evaluate_model
 from tasks.register import register_model
 from tasks.report import publish_summary
 from tasks.shift import analyze_shift, measure_adapted_shift, steer_search
-from tasks.tracking import RunRef, end_run, start_run
+from tasks.tracking import RunRef, end_run, redact, start_run
 from tasks.train import fine_tune, source_model
 from tasks.tune import tune_hyperparameters
 from torchtransfer.config import ExperimentConfig, load_config
@@ -54,7 +54,7 @@ class ExperimentSummary:
             "promotion": self.promotion,
             "Optuna study": self.study_name,
             "source model": "reused from cache" if self.source_model_cached else "trained in this run",
-            "MLflow run": f"{self.run_id} ({self.tracking_uri})",
+            "MLflow run": f"{self.run_id} ({redact(self.tracking_uri)})",
         }
 
 

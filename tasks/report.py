@@ -8,14 +8,14 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.tracking import RunRef
+from tasks.tracking import RunRef, redact
 
 LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `torchtransfer ui` serves a local SQLite store
 
 
 def mlflow_run_url(run: RunRef) -> str:
     """The run's page in the MLflow UI: the tracking server itself, or the local UI for a file store."""
-    base = run.tracking_uri if run.tracking_uri.startswith("http") else LOCAL_MLFLOW_UI
+    base = redact(run.tracking_uri) if run.tracking_uri.startswith("http") else LOCAL_MLFLOW_UI
     return f"{base.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
 
 
@@ -23,7 +23,7 @@ def summary_markdown(rows: dict[str, str], run: RunRef) -> str:
     lines = ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows.items())]
     url = mlflow_run_url(run)
     local = not run.tracking_uri.startswith("http")
-    note = f" (start it with `torchtransfer ui`; store {run.tracking_uri})" if local else ""
+    note = f" (start it with `torchtransfer ui`; store {redact(run.tracking_uri)})" if local else ""
     return "\n".join([*lines, "", f"MLflow run: [{run.run_id}]({url}){note}"])
 
 

@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 from mlflow import MlflowClient
@@ -36,8 +37,21 @@ class RunRef:
 
 
 def tracking_uri(cfg: ExperimentConfig) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``tracking.uri`` from the config."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri
+    """``MLFLOW_TRACKING_URI`` when set, else ``tracking.uri`` from the config; credentials moved out (below)."""
+    return credentials_to_env(os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri)
+
+
+def credentials_to_env(uri: str) -> str:
+    """``http(s)://user:password@host`` → ``http(s)://host``, with the credentials in MLflow's
+    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, so no error message or log line that quotes
+    the URI (MLflow's own included) can carry the password."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or parts.password is None:
+        return uri
+    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redact(value: Any) -> Any:
@@ -87,6 +101,28 @@ def end(run: RunRef, status: str = "FINISHED") -> None:
     run.client.set_terminated(run.run_id, status)
 
 
+def close_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Parent runs still RUNNING in MLflow whose Prefect flow run has ended (it failed while MLflow was
+    unreachable, say) are marked FAILED, so the UI does not show them as running forever."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    closed = []
+    query = "attributes.status = 'RUNNING' and tags.`prefect.flow_run_id` != ''"
+    with get_client(sync_client=True) as prefect:
+        for orphan in client.search_runs([experiment_id], query):
+            try:
+                state = prefect.read_flow_run(orphan.data.tags["prefect.flow_run_id"]).state
+            except (ObjectNotFound, ValueError):
+                continue  # a flow run of another Prefect server: not ours to judge
+            if state is not None and state.is_final():
+                client.set_tag(orphan.info.run_id, "torchtransfer.closed_reason",
+                               f"Prefect flow run ended {state.name} while this run was left RUNNING")
+                client.set_terminated(orphan.info.run_id, "FAILED")
+                closed.append(orphan.info.run_id)
+    return closed
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def start_run(cfg: ExperimentConfig) -> RunRef:
     """Create the flow's parent run: tags, the flattened config as params, the resolved config artifact."""
@@ -102,6 +138,7 @@ def start_run(cfg: ExperimentConfig) -> RunRef:
         **code_tags,
         **provenance.environment_tags(cfg),
     }
+    close_orphan_runs(client, exp_id)
     run = client.create_run(exp_id, run_name=flow_run.get_name() or None, tags=tags)
     ref = RunRef(tracking_uri(cfg), exp_id, run.info.run_id)
     log_params(ref, {k: redact(v) for k, v in cfg.flat().items()})

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from prefect.testing.utilities import prefect_test_harness
 
 import flows  # noqa: F401  (offline-quiet environment before Prefect or MLflow load)
 from torchtransfer.config import ExperimentConfig, load_config
@@ -42,3 +43,19 @@ def smoke_cfg(tmp_path, cache_dir) -> ExperimentConfig:
         f"tuning.storage=sqlite:///{tmp_path / 'optuna.db'}",
         "device=cpu",
     ])
+
+
+@pytest.fixture(scope="session")
+def prefect_backend(tmp_path_factory):
+    """A session-wide Prefect test harness (its own temporary server and result storage)."""
+    storage = tmp_path_factory.mktemp("prefect-results")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(storage))
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+
+
+@pytest.fixture
+def no_ambient_tracking_uri(monkeypatch):
+    """Each test's config names its own SQLite store; an outer MLFLOW_TRACKING_URI must not win."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

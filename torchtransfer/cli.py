@@ -48,12 +48,15 @@ def run(config: ConfigFiles = None, overrides: Overrides = None) -> None:
     Example: torchtransfer run -c conf/default.yaml -c conf/experiments/usps_to_mnist.yaml --set tuning.n_trials=4
     """
     cfg = _load(config, overrides)
-    from flows.transfer import transfer_learning  # Prefect is imported only when a flow runs
+    from flows.servers import check_prefect_api  # Prefect is imported only when a flow runs
+    from flows.transfer import transfer_learning
+    from tasks.tracking import redact
 
     try:
+        check_prefect_api()
         summary = transfer_learning(cfg)
     except Exception as exc:  # the flow has logged the traceback; say what failed and exit 1
-        err_console.print(f"[bold red]run failed:[/] {type(exc).__name__}: {exc}", highlight=False)
+        err_console.print(f"[bold red]run failed:[/] {type(exc).__name__}: {redact(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     console.print(summary_table(summary))
 
