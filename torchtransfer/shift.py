@@ -223,7 +223,8 @@ def permutation_test(x: ArrayLike, y: ArrayLike, *, n_permutations: int = 1000, 
     All permutations of a chunk are evaluated at once: with W (N, B) the 0/1 masks of the permuted
     "source" rows, s_xx = diag(Wᵀ K̃ W), s_xy = Wᵀ K̃ 1 − s_xx and s_yy = 1ᵀ K̃ 1 − s_xx − 2 s_xy. The
     observed split is column 0 of the first chunk, so it goes through exactly the same arithmetic.
-    Permutations come from ``seed`` in fixed blocks of 128, independent of ``memory_budget``.
+    Permutations come from ``seed`` in fixed blocks of 128, independent of ``memory_budget``. A null value
+    within 1e-12 (relative) of the observed one counts as a tie, i.e. as exceeding it.
     """
     _check_estimator(estimator, ("unbiased", "biased"))
     if n_permutations < 0:
