@@ -34,7 +34,8 @@ def _legacy_version(uri: str, model: torch.nn.Module, example: np.ndarray) -> st
 
 
 @pytest.fixture
-def test_split(smoke_cfg):
+def test_split(smoke_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # artifacts (./mlruns) stay in tmp
     return build_pair(smoke_cfg.data, smoke_cfg.seed, Path(smoke_cfg.cache_dir)).target_test
 
 

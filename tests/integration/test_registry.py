@@ -68,9 +68,11 @@ def cfg(tmp_path_factory, archive_cache):
     tmp = tmp_path_factory.mktemp("registry")
     (tmp / "cache" / "archives").mkdir(parents=True)
     shutil.copy2(archive_cache / "archives" / USPS_SDIST, tmp / "cache" / "archives" / USPS_SDIST)
-    return load_config(CONF / "default.yaml", CONF / "smoke.yaml", overrides=[
-        f"cache_dir={tmp / 'cache'}", f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
-        f"tuning.storage=sqlite:///{tmp / 'optuna.db'}", "device=cpu", f"registry.model_name={NAME}"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)  # MLflow puts artifacts under ./mlruns: keep them in tmp, not in the checkout
+        yield load_config(CONF / "default.yaml", CONF / "smoke.yaml", overrides=[
+            f"cache_dir={tmp / 'cache'}", f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+            f"tuning.storage=sqlite:///{tmp / 'optuna.db'}", "device=cpu", f"registry.model_name={NAME}"])
 
 
 @pytest.fixture(scope="module")
@@ -303,8 +305,10 @@ def test_mlflow_models_serve_answers_a_rest_prediction(cfg, three_runs, tmp_path
 
 
 @pytest.mark.slow
-def test_the_flow_evaluates_registers_and_records_its_decision(smoke_cfg):
+def test_the_flow_evaluates_registers_and_records_its_decision(smoke_cfg, tmp_path, monkeypatch):
     from flows.transfer import transfer_learning
+
+    monkeypatch.chdir(tmp_path)  # artifacts (./mlruns) stay in tmp
 
     summary = transfer_learning(smoke_cfg)
     client, name = MlflowClient(smoke_cfg.tracking.uri), smoke_cfg.registry.model_name
