@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -101,6 +102,14 @@ def end(run: RunRef, status: str = "FINISHED") -> None:
     run.client.set_terminated(run.run_id, status)
 
 
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a SQLite store live beside its database file (``mlruns/``), not in whatever folder the
+    process happens to run in; servers and other stores keep their own default (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlruns").as_uri()
+
+
 def close_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     """Parent runs still RUNNING in MLflow whose Prefect flow run has ended (it failed while MLflow was
     unreachable, say) are marked FAILED, so the UI does not show them as running forever."""
@@ -129,7 +138,8 @@ def start_run(cfg: ExperimentConfig) -> RunRef:
     client = MlflowClient(tracking_uri(cfg))
     code_tags, diff = provenance.code_record()
     experiment = client.get_experiment_by_name(cfg.experiment)
-    exp_id = experiment.experiment_id if experiment else client.create_experiment(cfg.experiment)
+    exp_id = experiment.experiment_id if experiment else client.create_experiment(
+        cfg.experiment, artifact_location=artifact_location(client.tracking_uri))
     tags = {
         "prefect.flow_run_id": flow_run.get_id() or "",
         "prefect.flow_run_name": flow_run.get_name() or "",
