@@ -31,8 +31,8 @@ def _env(stack, tmp_path: Path, home: str) -> dict[str, str]:
 
 def _overrides(smoke_cfg, stack) -> list[str]:
     sets = [f"cache_dir={smoke_cfg.cache_dir}", f"tracking.uri={stack.mlflow.url}",
-            f"tuning.storage={stack.optuna_url}", "device=cpu", "tuning.n_trials=4", "tuning.n_workers=2",
-            "tuning.pruner=none", "search.epochs.low=2", "search.epochs.high=2"]
+            f"tuning.storage={stack.optuna_url}", "device=cpu", "tuning.n_trials=6", "tuning.n_workers=2",
+            "tuning.pruner=none", "search.epochs.low=3", "search.epochs.high=3"]
     return [arg for s in sets for arg in ("--set", s)]
 
 
@@ -92,12 +92,12 @@ def test_flow_with_two_dask_workers_and_a_second_machine_worker_on_postgres(pg_s
 
     study = _study(stack.optuna_url)
     trials = study.get_trials(deepcopy=False)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6  # 4 of the flow + 2 of the worker
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 8  # 6 of the flow + 2 of the worker
     by_worker: dict[str, list[int]] = {}
     for t in trials:
         by_worker.setdefault(t.user_attrs["worker"], []).append(t.number)
     assert len(by_worker.pop("second-machine")) == 2
-    assert len(by_worker) == 2 and sum(map(len, by_worker.values())) == 4  # the flow's two Dask workers
+    assert len(by_worker) == 2 and sum(map(len, by_worker.values())) == 6  # the flow's two Dask workers
     params = [tuple(sorted(t.params.items())) for t in trials]
     assert len(set(params)) == len(params)  # workers' samplers are seeded apart: no duplicated trial
 
@@ -107,7 +107,7 @@ def test_flow_with_two_dask_workers_and_a_second_machine_worker_on_postgres(pg_s
     assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == [t.number for t in trials]
     for run in children:  # nothing lost: every child run finished with its metrics
         assert run.info.status == "FINISHED" and run.data.tags["optuna.trial_state"] == "COMPLETE"
-        assert "val/acc_best" in run.data.metrics and len(client.get_metric_history(run.info.run_id, "val/acc")) == 2
+        assert "val/acc_best" in run.data.metrics and len(client.get_metric_history(run.info.run_id, "val/acc")) == 3
         assert run.data.tags["torchtransfer.worker"] == study.trials[
             int(run.data.tags["optuna.trial_number"])].user_attrs["worker"]
     flow_run = client.search_runs([exp], "tags.`mlflow.runName` != '' and attributes.status = 'FINISHED'",
@@ -120,4 +120,46 @@ def test_flow_with_two_dask_workers_and_a_second_machine_worker_on_postgres(pg_s
 
     runs = _prefect_flow_runs(stack.prefect_api)
     assert runs["transfer_learning"] == "COMPLETED" and runs["tune_worker"] == "COMPLETED"
-    assert _rows(stack.prefect_db, "flow_run") >= 3 and _rows(stack.mlflow_db, "runs") >= 2 + 6
+    assert _rows(stack.prefect_db, "flow_run") >= 3 and _rows(stack.mlflow_db, "runs") >= 2 + 8
+
+
+def _dask_cluster(env: dict[str, str], logs: Path) -> tuple[str, list[subprocess.Popen]]:
+    """`dask scheduler` and `dask worker --nworkers 2` as separate processes (as on other machines)."""
+    from flows.servers import _bin, free_port
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    commands = {"dask-scheduler": ["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":")[-1]],
+                "dask-workers": ["worker", address, "--nworkers", "2", "--nthreads", "1"]}
+    processes = []
+    for name, args in commands.items():
+        with open(logs / f"{name}.log", "wb") as log:  # the child keeps its own copy of the descriptor
+            processes.append(subprocess.Popen([_bin("dask"), *args, "--no-dashboard"], cwd=ROOT, env=env,
+                                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    return address, processes[::-1]  # stopped workers first
+
+
+def test_trials_run_on_an_external_dask_cluster_at_tuning_dask_address(pg_stack, smoke_cfg, tmp_path):
+    from distributed import Client
+
+    from flows.servers import stop
+
+    stack, logs = pg_stack, pg_stack.logs
+    env = _env(stack, tmp_path, "home-dask")
+    address, processes = _dask_cluster(env, logs)
+    try:
+        with Client(address, timeout=120) as client:
+            client.wait_for_workers(2, timeout=180)
+            dask_pids = set(client.run(os.getpid).values())
+        sets = [*_overrides(smoke_cfg, stack), "--set", f"tuning.dask_address={address}", "--set",
+                "tuning.n_trials=2"]
+        flow = subprocess.run([sys.executable, "-m", "flows.transfer", "--config", "conf/default.yaml",
+                               "conf/smoke.yaml", *sets], cwd=ROOT, env=_env(stack, tmp_path, "home-flow"),
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        for process in processes:
+            stop(process)
+    assert flow.returncode == 0, (flow.stdout + flow.stderr)[-3000:]
+    trials = _study(stack.optuna_url).get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    ran_on = {int(t.user_attrs["worker"].rsplit("-", 1)[1]) for t in trials}
+    assert ran_on <= dask_pids and len(ran_on) == 2  # in the external Dask worker processes, one trial each
