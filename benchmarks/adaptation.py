@@ -38,9 +38,10 @@ DIRECTIONS = {
     "mnist_usps": [ROOT / "conf/default.yaml"],
     "usps_mnist": [ROOT / "conf/default.yaml", ROOT / "conf/experiments/usps_to_mnist.yaml"],
 }
-PUBLISHED = {  # ADDA (CVPR 2017) Table 2, same 2,000/1,800 protocol; TLlib (full MNIST) for DAN/DANN
-    "none": ("75.2", "57.1"), "dann": ("77.1", "73.0"), "adda": ("89.4", "90.1"), "dan (TLlib)": ("86.0", "-"),
-    "dann (TLlib)": ("91.7", "-"),
+PUBLISHED = {  # DESIGN.md: ADDA (CVPR 2017) Table 2, same 2,000/1,800 protocol; TLlib (full MNIST, LeNet)
+    "source only (ADDA Table 2)": ("75.2", "57.1"), "gradient reversal (ADDA Table 2)": ("77.1", "73.0"),
+    "ADDA (ADDA Table 2)": ("89.4", "90.1"), "DAN (TLlib, full MNIST)": ("86.0", "-"),
+    "DANN (TLlib, full MNIST)": ("91.7", "-"),
 }
 # Method settings beside the config's fine-tuning settings: alignment weight λ (ramped) per method.
 WEIGHTS = {"none": 0.0, "dan": 1.0, "dann": 0.1, "coral": 100.0, "reweight": 0.0}
@@ -93,7 +94,7 @@ def table(rows: list[dict], methods: list[str]) -> str:
 
     lines = ["| method | MNIST→USPS (%) | USPS→MNIST (%) |", "| --- | --- | --- |"]
     lines += [f"| {m} (ours) | {cell('mnist_usps', m)} | {cell('usps_mnist', m)} |" for m in methods]
-    lines += [f"| {m} (published) | {a} | {b} |" for m, (a, b) in PUBLISHED.items()]
+    lines += [f"| {m}, published | {a} | {b} |" for m, (a, b) in PUBLISHED.items()]
     return "\n".join(lines)
 
 
