@@ -99,12 +99,14 @@ class TransferLearner:
             raise ValueError("feature_cache needs strategy 'feature_extraction', augment=False and no adaptation")
         gen = torch.Generator().manual_seed(seed)
         augment = as_augment(augment)
-        if cacheable and feature_cache is not False:
-            run = fit_head_on_cache(self, data, val_data, epochs, batch_size, gen)
-        else:
-            run = self._fit_loop(data, val_data, target if spec.method != "none" else None, spec, epochs,
-                                 strategy, batch_size, augment, unfreeze, gen)
-        return self._select(run, epochs, patience, on_epoch)
+        with torch.random.fork_rng(devices=[]):  # dataset transforms and dropout draw from the global RNG
+            torch.manual_seed(seed)
+            if cacheable and feature_cache is not False:
+                run = fit_head_on_cache(self, data, val_data, epochs, batch_size, gen)
+            else:
+                run = self._fit_loop(data, val_data, target if spec.method != "none" else None, spec, epochs,
+                                     strategy, batch_size, augment, unfreeze, gen)
+            return self._select(run, epochs, patience, on_epoch)
 
     def _select(self, run, epochs: int, patience: int | None,
                 on_epoch: Callable[[EpochStats], None] | None) -> FitResult:

@@ -64,3 +64,14 @@ def test_image_folder_of_pngs_trains_and_evaluates(tmp_path):
     assert datasets.as_domain(data, "pets").x.shape == (8, 3, 28, 28)
     with pytest.raises(FileNotFoundError, match="not a directory"):
         datasets.image_folder(tmp_path / "missing")
+
+
+def test_fit_on_a_dataset_with_random_transforms_is_seeded(tmp_path):
+    _write_cifar(tmp_path)
+    data = datasets.cifar10(tmp_path, train=False, transform=datasets.cifar_transform(train=True), verify=False)
+    weights = []
+    for _ in range(2):
+        model = models.build_model("resnet18", 10, seed=0)
+        transfer_learner(model, lr=0.01, device="cpu").fit(data, epochs=1, batch_size=3, seed=4)
+        weights.append(model.head.weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])
