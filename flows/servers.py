@@ -88,6 +88,7 @@ def start_prefect(host: str = "127.0.0.1", port: int | None = None, home: Path |
         env["PREFECT_HOME"] = str(home)
     env.pop("PREFECT_API_URL", None)
     url = f"http://{host}:{port}"
+    env["PREFECT_UI_API_URL"] = f"{url}/api"  # the UI in the browser must call this server, nothing else
     cmd = [_bin("prefect"), "server", "start", "--host", host, "--port", str(port)]
     return _start("Prefect", cmd, f"{url}/api/health", url, env, log_file)
 

@@ -1,7 +1,6 @@
 import optuna
 
 from torchtransfer.config import FloatRange, IntRange, SearchConfig
-from torchtransfer.promotion import passes
 from torchtransfer.search import HParams, suggest_hparams
 
 
@@ -23,11 +22,3 @@ def test_fixed_ranges_are_not_asked_and_fixed_trial_replays():
     hp = suggest_hparams(optuna.trial.FixedTrial(params), space)
     assert hp == HParams(lr=0.01, weight_decay=1e-4, epochs=2, strategy="fine_tune", adaptation_weight=0.0)
     assert hp.as_params()["hp.strategy"] == "fine_tune"
-
-
-def test_promotion_gate():
-    assert passes(0.80, None).promote
-    assert passes(0.91, 0.90).promote
-    assert not passes(0.90, 0.90).promote
-    assert not passes(0.905, 0.90, min_improvement=0.01).promote
-    assert "is not > 0.01" in passes(0.905, 0.90, min_improvement=0.01).reason
