@@ -42,12 +42,15 @@ def summary_table(summary) -> Table:
 
 
 @app.command()
-def run(config: ConfigFiles = None, overrides: Overrides = None) -> None:
+def run(config: ConfigFiles = None, overrides: Overrides = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings only (scheduled runs).")] = False) -> None:
     """Run the whole flow: data → shift → tuning → fine-tuning → evaluation → registry.
 
     Example: torchtransfer run -c conf/default.yaml -c conf/experiments/usps_to_mnist.yaml --set tuning.n_trials=4
     """
     cfg = _load(config, overrides)
+    if quiet:
+        _quiet()
     from flows.servers import check_prefect_api  # Prefect is imported only when a flow runs
     from flows.transfer import transfer_learning
     from tasks.tracking import redact
@@ -59,6 +62,16 @@ def run(config: ConfigFiles = None, overrides: Overrides = None) -> None:
         err_console.print(f"[bold red]run failed:[/] {type(exc).__name__}: {redact(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     console.print(summary_table(summary))
+
+
+def _quiet() -> None:
+    """Only warnings and errors: per-epoch and per-trial progress, Prefect's and MLflow's info lines go."""
+    import os
+
+    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    os.environ["PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL"] = "WARNING"
+    for name in ("torchtransfer", "mlflow", "optuna", "prefect"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @app.command("config")
@@ -76,8 +89,9 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
 
 
 def _register_commands() -> None:
-    from torchtransfer import cli_orchestration, cli_registry, cli_reproduce, cli_scaleout, cli_shift
+    from torchtransfer import cli_data, cli_orchestration, cli_registry, cli_reproduce, cli_scaleout, cli_shift
 
+    cli_data.register(app)
     cli_orchestration.register(app)
     cli_reproduce.register(app)
     cli_registry.register(app)

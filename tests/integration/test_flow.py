@@ -29,7 +29,7 @@ def _task_states(flow_run_id: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_flow_tracks_registers_and_reuses_the_source_model(smoke_cfg):
+def test_flow_tracks_registers_and_reuses_the_source_model(smoke_cfg, tmp_path):
     client = MlflowClient(smoke_cfg.tracking.uri)
     first = transfer_learning(smoke_cfg)
 
@@ -44,6 +44,9 @@ def test_flow_tracks_registers_and_reuses_the_source_model(smoke_cfg):
     artifacts = {a.path for a in client.list_artifacts(first.run_id, "config")}
     artifacts |= {a.path for a in client.list_artifacts(first.run_id, "shift")}
     assert {"config/resolved.yaml", "shift/report.json"} <= artifacts
+
+    report = open(client.download_artifacts(first.run_id, "report.html", str(tmp_path))).read()
+    assert report.count("data:image/png;base64") >= 4 and "Fine-tuning curves" in report and "Promotion" in report
 
     trials = _children(client, parent)
     assert len(trials) == smoke_cfg.tuning.n_trials == 2

