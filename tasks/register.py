@@ -52,6 +52,8 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
         return registry.log_servable(run.tracking_uri, run.run_id, servable, example)
 
     tags = version_tags(metrics, data, fingerprint, model, run_tags)
+    for abandoned in registry.remove_abandoned(client, name, run.run_id, cfg.incomplete_grace_s):
+        logger.warning("%s v%s was left incomplete by an interrupted registration: removed", name, abandoned)
     version, how = registry.register(client, name, run.run_id, log_model, tags)
     v = str(version.version)
     if how == "existing":

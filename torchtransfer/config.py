@@ -160,6 +160,7 @@ class RegistryConfig(_Strict):
     model_name: str = Field(min_length=1)
     min_improvement: float = Field(0.0, ge=0.0, le=1.0)
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    incomplete_grace_s: float = Field(600.0, ge=0.0)
 
 
 class ExperimentConfig(_Strict):

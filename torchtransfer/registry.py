@@ -154,6 +154,38 @@ def register(client: MlflowClient, name: str, run_id: str, model_uri_fn, tags: d
     return client.get_model_version(name, version.version), "created" if created else "finished"
 
 
+def remove_abandoned(client: MlflowClient, name: str, current_run: str, grace_s: float) -> list[str]:
+    """Delete versions that a killed registration left incomplete (no ``torchtransfer.complete`` tag) once
+    they are ``grace_s`` old, or at once when their run has ended; each removal is recorded in the history.
+    The current run's own version is left to ``register``, which finishes it."""
+    removed = []
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return removed
+    now_ms = datetime.now(UTC).timestamp() * 1000
+    for version in versions:
+        if version.tags.get(COMPLETE_TAG) == "true" or version.run_id == current_run:
+            continue
+        age_s = (now_ms - version.creation_timestamp) / 1000
+        ended = _run_status(client, version.run_id) not in ("RUNNING", "SCHEDULED")
+        if ended or age_s >= grace_s:
+            client.delete_model_version(name, version.version)
+            append_history(client, name, {"kind": "cleanup", "alias": None, "version": str(version.version),
+                                          "run_id": version.run_id, "promote": False, "from": None, "to": None,
+                                          "reason": f"v{version.version} was left incomplete by an interrupted "
+                                                    f"registration ({age_s:.0f} s old); removed"})
+            removed.append(str(version.version))
+    return removed
+
+
+def _run_status(client: MlflowClient, run_id: str | None) -> str:
+    try:
+        return client.get_run(run_id).info.status if run_id else "UNKNOWN"
+    except MlflowException:
+        return "DELETED"
+
+
 def mark_complete(client: MlflowClient, name: str, version: str) -> None:
     """The last write for a version: tags, alias and its promotion decision are all in place."""
     client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
