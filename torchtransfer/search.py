@@ -52,7 +52,8 @@ def suggest_hparams(trial: Trial, space: SearchConfig) -> HParams:
     epochs = _int(trial, "epochs", space.epochs)
     strategy = strategies[0] if len(strategies) == 1 else trial.suggest_categorical("strategy", strategies)
     method = methods[0] if len(methods) == 1 else trial.suggest_categorical("method", methods)
-    weight = _float(trial, "adaptation_weight", space.adaptation_weight)  # unused when method is none
+    # conditional: the adaptation weight exists only for an adaptation method (TPE then models it per method)
+    weight = 0.0 if method == "none" else _float(trial, "adaptation_weight", space.adaptation_weight)
     return HParams(lr=lr, weight_decay=weight_decay, epochs=epochs, strategy=strategy, adaptation_weight=weight,
                    method=method)
 

@@ -12,7 +12,20 @@ def test_suggest_inside_the_space_with_a_real_trial():
     assert space.lr.low <= hp.lr <= space.lr.high
     assert space.epochs.low <= hp.epochs <= space.epochs.high
     assert hp.strategy in space.strategy
-    assert set(trial.params) == {"lr", "weight_decay", "epochs", "strategy", "adaptation_weight"}
+    assert set(trial.params) == {"lr", "weight_decay", "epochs", "strategy"}  # method none: no weight asked
+
+
+def test_the_adaptation_weight_is_conditional_on_the_method():
+    space = SearchConfig(method=("none", "dan"))
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction="maximize")
+    seen = {}
+    for _ in range(12):
+        trial = study.ask()
+        hp = suggest_hparams(trial, space)
+        seen[hp.method] = "adaptation_weight" in trial.params
+        assert (hp.adaptation_weight == 0.0) == (hp.method == "none")
+        study.tell(trial, hp.lr)
+    assert seen == {"none": False, "dan": True}
 
 
 def test_fixed_ranges_are_not_asked_and_fixed_trial_replays():
