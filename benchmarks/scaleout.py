@@ -6,7 +6,8 @@
 Each worker is a separate process (as a ``torchtransfer tune-worker`` or a Dask worker is) that opens the study by
 its storage URL and runs its share of the trials; worker ``i`` seeds its sampler with ``seed + i`` as the flow
 does. The trials are ``benchmarks/tuning.py``'s: the flow's ``fit_hparams`` on the default MNIST→USPS config,
-without the MLflow logging. Each setting gets a fresh database. Prints a markdown table.
+without the MLflow logging, with the strategy and method fixed (``fine_tune``, ``dann``) so that every trial costs
+about the same whichever worker's sampler proposed it. Each setting gets a fresh database. Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def _worker(args) -> int:
 def run(pg_url: str, n_trials: int, epochs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         setup_value = setup(Path(tmp), [f"search.epochs.low={epochs}", f"search.epochs.high={epochs}",
-                                        "pretrain.epochs=3"])
+                                        "search.strategy=[fine_tune]", "search.method=[dann]", "pretrain.epochs=3"])
         cores = os.cpu_count() or 1
-        print(f"\n### {n_trials} trials ({epochs} epochs each) on one PostgreSQL study, {cores} cores, "
+        print(f"\n### {n_trials} trials (fine_tune + dann, {epochs} epochs each), one PostgreSQL study, {cores} cores, "
               f"torch {torch.__version__}\n")
         print("| workers | torch threads each | wall time (s) | trials per minute | complete |")
         print("| --- | --- | --- | --- | --- |")
