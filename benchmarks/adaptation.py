@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--directions", nargs="+", default=list(DIRECTIONS), choices=list(DIRECTIONS))
-    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: search.epochs.high)")
+    parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs")
     parser.add_argument("--lr", type=float, default=None, help="default: search.lr.high")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--weight", type=float, default=None, help="override every method's λ")
@@ -120,7 +120,6 @@ def main() -> None:
     for direction in [] if args.table_only else args.directions:
         cfg = load_config(*DIRECTIONS[direction], overrides=args.set)
         args_d = copy.copy(args)
-        args_d.epochs = args.epochs or cfg.search.epochs.high
         args_d.lr = args.lr or cfg.search.lr.high
         for seed in args.seeds:
             todo = [m for m in args.methods if not any(
