@@ -222,21 +222,43 @@ def svhn(root: str | Path | None = None, split: str = "train", transform=None, d
                                 "where the network allows") from None
 
 
-def image_folder(path: str | Path, transform=None):
+def image_folder(path: str | Path, transform=None, on_bad: str = "skip"):
     """A folder with one sub-folder of images per class (torchvision ``ImageFolder``; classes sorted by name).
 
     The default transform gives float tensors (C, H, W) in [0, 1]; images of one folder must share a size.
+    Every file is checked with PIL first: an unreadable or non-image file is skipped, counted and logged
+    (``on_bad="skip"``, its path kept in ``dataset.skipped``) or rejected with its name (``on_bad="error"``).
     """
+    from PIL import Image, UnidentifiedImageError
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
 
+    if on_bad not in ("skip", "error"):
+        raise ValueError(f"image_folder: on_bad={on_bad!r}; expected skip or error")
     path = Path(path).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"image_folder: {path} is not a directory; expected {path}/<class>/<image>.png")
+    skipped: list[str] = []
+
+    def readable(file: str) -> bool:
+        try:
+            with Image.open(file) as image:
+                image.verify()
+            return True
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            if on_bad == "error":
+                raise ValueError(f"image_folder: {file} is not a readable image ({exc})") from None
+            skipped.append(file)
+            return False
+
     try:
-        return ImageFolder(str(path), transform=transform or T.ToTensor())
+        dataset = ImageFolder(str(path), transform=transform or T.ToTensor(), is_valid_file=readable)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"image_folder: {path}: {exc}") from None
+    dataset.skipped = skipped
+    if skipped:
+        log.warning("image_folder %s: skipped %d unreadable file(s): %s", path, len(skipped), skipped[:5])
+    return dataset
 
 
 def as_domain(dataset, name: str, batch_size: int = 1024) -> Domain:
