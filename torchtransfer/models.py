@@ -91,15 +91,22 @@ def build_model(backbone: str, num_classes: int, seed: int, pretrained: bool = F
 
 
 def from_registry(uri: str) -> nn.Module:
-    """The ``nn.Module`` of a registered MLflow model, e.g. ``from_registry("models:/NAME@champion")``.
+    """The trained network of a registered MLflow model, e.g. ``from_registry("models:/NAME@champion")``.
 
-    Needs the model logged with the pickle serialisation (``torchtransfer`` registers it that way).
+    Reads the servable pyfunc models the flow registers (their ``backbone``), and pytorch-flavour models.
     """
     if not uri.startswith(("models:/", "runs:/")):
         raise ValueError(f"{uri!r}: expected a models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ URI")
-    import mlflow.pytorch
+    from mlflow.models import get_model_info
 
-    model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    if "pytorch" in get_model_info(uri).flavors:
+        import mlflow.pytorch
+
+        model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    else:
+        from torchtransfer.registry import load_servable
+
+        model = load_servable(uri).backbone
     if not (hasattr(model, "features") and hasattr(model, "head")):
         raise TypeError(f"{uri}: loaded a {type(model).__name__} without features/head; register a model "
                         "built by torchtransfer.models")

@@ -24,3 +24,18 @@ def test_from_registry_starts_from_the_aliased_version(tmp_path):
         mlflow.set_tracking_uri(None)
     x = torch.rand(2, 1, 28, 28)
     assert isinstance(loaded, models.LeNet) and torch.equal(loaded(x), model(x))
+
+
+def test_from_registry_reads_the_servable_model_the_flow_registers(smoke_cfg):
+    import mlflow
+
+    from flows.transfer import transfer_learning
+
+    summary = transfer_learning(smoke_cfg)
+    mlflow.set_tracking_uri(smoke_cfg.tracking.uri)
+    try:
+        network = models.from_registry(f"models:/{summary.model_name}@champion")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert hasattr(network, "features") and hasattr(network, "head")
+    assert network(torch.rand(3, 1, 28, 28)).shape == (3, 10)
