@@ -90,7 +90,7 @@ def test_kill_9_during_tuning_then_the_rerun_resumes_without_duplicates(smoke_cf
 @pytest.mark.slow
 def test_two_dask_workers_share_one_journal_study(smoke_cfg, tmp_path):
     cfg = smoke_cfg.model_copy(update={"tuning": smoke_cfg.tuning.model_copy(update={
-        "n_trials": 4, "n_workers": 2, "storage": f"journal://{tmp_path / 'study.log'}"})})
+        "n_trials": 4, "n_workers": 2, "pruner": "none", "storage": f"journal://{tmp_path / 'study.log'}"})})
     summary = transfer_learning(cfg)
     study = optuna.load_study(study_name=summary.study_name, storage=studies.open_storage(cfg.tuning.storage))
     assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 4
