@@ -239,7 +239,8 @@ def permutation_test(x: ArrayLike, y: ArrayLike, *, n_permutations: int = 1000, 
     while True:
         count = min(per_pass, n_permutations - done)
         blocks = [permutation_masks(len(z), m, min(RNG_BLOCK, count - i), gen) for i in range(0, count, RNG_BLOCK)]
-        w = torch.cat(([_identity_mask(m, n, z)] if done == 0 else []) + blocks, dim=1).to(z.device)
+        first = [_identity_mask(m, n, z).cpu()] if done == 0 else []  # masks are drawn on the CPU generator
+        w = torch.cat(first + blocks, dim=1).to(z.device)
         r, q = _quadratic_sums(z, ls, w, memory_budget)
         stats.append(_statistic(r, q, w, m, n, estimator).cpu())
         done += count
