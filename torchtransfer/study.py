@@ -37,7 +37,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if "://" not in url:
         raise ValueError(f"tuning.storage {url!r}: expected a database URL (sqlite:///optuna.db, "
                          "postgresql://...) or journal:///path/to/study.log")
-    return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we rely on them on purpose
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
 
 
 def make_pruner(name: str, min_epochs: int = 1) -> optuna.pruners.BasePruner:
@@ -62,7 +64,9 @@ def load_or_create(name: str, url: str, seed: int, pruner: str = "none") -> optu
 def fail_stale_trials(study: optuna.Study) -> list[int]:
     """Mark RUNNING trials whose process died (no heartbeat for ``GRACE_S``) as FAIL; return their numbers."""
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    optuna.storages.fail_stale_trials(study)  # a no-op for storages without heartbeats (journal)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a no-op for storages without heartbeats (journal)
     after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     return sorted(before - after)
 
