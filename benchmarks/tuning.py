@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/tuning.py                      # all three tables
     .venv/bin/python benchmarks/tuning.py --only pruning --trials 20
 
-Trials here are the flow's own trials (``tasks.train.fit_hparams`` on the default config's search space, the
+Trials here are the flow's own trials (``torchtransfer.recipe.fine_tune_with`` on the default config's search space, the
 same sampler seed and pruner) without the MLflow logging around them. Prints markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing as mp
 import os
 import sys
@@ -23,33 +24,25 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.data import DataRef  # noqa: E402
-from tasks.train import ModelRef, fit_hparams  # noqa: E402
 from torchtransfer import study as studies  # noqa: E402
 from torchtransfer.config import ExperimentConfig, load_config  # noqa: E402
 from torchtransfer.learner import transfer_learner  # noqa: E402
-from torchtransfer.models import build_model, save_weights  # noqa: E402
+from torchtransfer.recipe import fine_tune_with, pretrain_on_source  # noqa: E402
 from torchtransfer.search import suggest_hparams  # noqa: E402
-from torchtransfer.splits import build_pair  # noqa: E402
+from torchtransfer.splits import DomainPair, build_pair  # noqa: E402
+
+OVERRIDES: list[str] = []
 
 
-def setup(work: Path, overrides: list[str]) -> tuple[ExperimentConfig, DataRef, ModelRef]:
+def setup(work: Path, overrides: list[str]) -> tuple[ExperimentConfig, DomainPair, torch.nn.Module]:
     """The default config's data and a source model pretrained as the flow does."""
-    cfg = load_config(ROOT / "conf/default.yaml", overrides=["device=cpu", *overrides])
+    cfg = load_config(ROOT / "conf/default.yaml", overrides=["device=cpu", *OVERRIDES, *overrides])
     pair = build_pair(cfg.data, cfg.seed, Path(cfg.cache_dir).expanduser())
-    data_path = pair.save(work / "pair.pt")
-    sizes = pair.sizes()
-    data = DataRef(str(data_path), pair.fingerprint, sizes, {n: getattr(pair, n).name for n in sizes})
-    p = cfg.pretrain
-    learner = transfer_learner(build_model(cfg.model.backbone, cfg.model.num_classes, cfg.seed), lr=p.lr,
-                               momentum=p.momentum, weight_decay=p.weight_decay, device="cpu")
-    learner.fit(pair.source_train, p.epochs, "fine_tune", val_data=pair.source_val, batch_size=p.batch_size,
-                augment=p.augment, seed=cfg.seed)
-    sha = save_weights(learner.model, work / "source.pt")
-    return cfg, data, ModelRef(str(work / "source.pt"), sha, cfg.model.backbone, cfg.model.num_classes, "bench")
+    source, _ = pretrain_on_source(cfg, pair)
+    return cfg, pair, source
 
 
-def objective(cfg: ExperimentConfig, data: DataRef, source: ModelRef):
+def objective(cfg: ExperimentConfig, data: DomainPair, source: torch.nn.Module):
     def run(trial: optuna.Trial) -> float:
         hp = suggest_hparams(trial, cfg.search)
 
@@ -58,7 +51,7 @@ def objective(cfg: ExperimentConfig, data: DataRef, source: ModelRef):
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        return fit_hparams(cfg, source, data, hp, on_epoch=on_epoch)[1].best_val_acc
+        return fine_tune_with(cfg, copy.deepcopy(source), data, hp, on_epoch=on_epoch)[1].best_val_acc
 
     return run
 
@@ -89,7 +82,7 @@ def pruning(work: Path, n: int) -> None:
 def feature_cache(work: Path, n: int) -> None:
     """Feature-extraction trials (no augmentation, no adaptation: the case where the cache is exact)."""
     cfg, data, source = setup(work, [])
-    pair = data.load()
+    pair = data
     print(f"\n### Feature-extraction trials (8 epochs each, {n} trials): feature cache vs recomputing\n")
     print("| trunk features | seconds per trial |")
     print("| --- | --- |")
@@ -97,7 +90,7 @@ def feature_cache(work: Path, n: int) -> None:
     for cached in (True, False):
         start = time.perf_counter()
         for trial in range(n):
-            learner = transfer_learner(source.load(), lr=0.01 * (trial + 1), device="cpu")
+            learner = transfer_learner(copy.deepcopy(source), lr=0.01 * (trial + 1), device="cpu")
             learner.fit(pair.source_train, 8, "feature_extraction", val_data=pair.target_val, augment=False,
                         seed=cfg.seed, feature_cache=cached)
         per_trial[cached] = (time.perf_counter() - start) / n
@@ -141,7 +134,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["pruning", "cache", "workers"], action="append")
     parser.add_argument("--trials", type=int, default=20, help="trials in the pruning table")
+    parser.add_argument("--set", action="append", default=[], help="config override, e.g. cache_dir=DIR")
     args = parser.parse_args()
+    OVERRIDES.extend(args.set)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sections = args.only or ["pruning", "cache", "workers"]
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, {torch.get_num_threads()} threads")

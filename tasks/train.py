@@ -13,11 +13,10 @@ from prefect.cache_policies import NO_CACHE
 import torchtransfer
 from tasks.data import DataRef, cache_dir, code_hash
 from tasks.tracking import RunRef, log_epoch, log_metrics, log_params, log_tags
-from torchtransfer.adaptation import AdaptationSpec
-from torchtransfer.augment import Affine
 from torchtransfer.config import ExperimentConfig, section_hash
-from torchtransfer.learner import EpochStats, FitResult, transfer_learner
-from torchtransfer.models import build_model, load_weights, save_weights
+from torchtransfer.learner import EpochStats, FitResult
+from torchtransfer.models import load_weights, save_weights
+from torchtransfer.recipe import fine_tune_with, pretrain_on_source
 from torchtransfer.search import HParams
 
 
@@ -37,9 +36,9 @@ class ModelRef:
 
 def source_key(cfg: ExperimentConfig, fingerprint: str) -> str:
     """Content key of the source model: what it is trained from and how, the library version and code."""
-    from torchtransfer import adaptation, augment, backbones, batches, learner, models, optim, strategies
+    from torchtransfer import adaptation, augment, backbones, batches, learner, models, optim, recipe, strategies
 
-    code = code_hash(adaptation, augment, backbones, batches, learner, models, optim, strategies)
+    code = code_hash(adaptation, augment, backbones, batches, learner, models, optim, recipe, strategies)
     return section_hash(cfg.model, cfg.pretrain, cfg.seed, fingerprint, torchtransfer.__version__, code)[:32]
 
 
@@ -55,14 +54,9 @@ def _source_cache_key(_ctx, params: dict) -> str:
 def pretrain_source(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelRef:
     """Train the backbone on labelled source data (best epoch by source validation accuracy)."""
     logger = get_run_logger()
-    pair = data.load()
-    model = build_model(cfg.model.backbone, cfg.model.num_classes, cfg.seed, pretrained=cfg.model.pretrained)
-    p = cfg.pretrain
-    learner = transfer_learner(model, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, device=cfg.device)
-    result = learner.fit(pair.source_train, p.epochs, "fine_tune", val_data=pair.source_val,
-                         batch_size=p.batch_size, augment=p.augment and Affine(scale=p.augment_scale), seed=cfg.seed)
+    model, result = pretrain_on_source(cfg, data.load())
     path = _source_path(cfg, data.fingerprint)
-    sha = save_weights(learner.model.cpu(), path)
+    sha = save_weights(model, path)
     logger.info("source model: best epoch %d, source val acc %.4f → %s", result.best_epoch,
                 result.best_val_acc, path)
     log_metrics(run, {"pretrain/source_val_acc": result.best_val_acc})
@@ -77,22 +71,8 @@ def source_model(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelRef:
 
 def fit_hparams(cfg: ExperimentConfig, source: ModelRef, data: DataRef, hp: HParams,
                 on_epoch: Callable[[EpochStats], None] | None = None) -> tuple[torch.nn.Module, FitResult]:
-    """Fine-tune the source model with ``hp`` (+ the fixed ``train`` and ``adaptation`` settings); model
-    selection on the labelled target validation split. ``on_epoch`` may raise (e.g. ``optuna.TrialPruned``)."""
-    pair = data.load()
-    t, a = cfg.train, cfg.adaptation
-    learner = transfer_learner(
-        source.load(), lr=hp.lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=hp.weight_decay,
-        device=cfg.device, optimizer=t.optimizer, lr_mult=t.lr_mult, schedule=t.schedule,
-        warmup_epochs=t.warmup_epochs, label_smoothing=t.label_smoothing, clip_grad_norm=t.clip_grad_norm)
-    spec = AdaptationSpec(method=hp.method, weight=hp.adaptation_weight, schedule=a.schedule,
-                          entropy_weight=a.entropy_weight, max_importance_weight=a.max_importance_weight,
-                          hidden=a.hidden)
-    result = learner.fit(pair.source_train, hp.epochs, hp.strategy, val_data=pair.target_val,
-                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size,
-                         augment=t.augment and Affine(scale=t.augment_scale),
-                         seed=cfg.seed, unfreeze=t.unfreeze, patience=t.patience, on_epoch=on_epoch)
-    return learner.model.cpu(), result
+    """``torchtransfer.recipe.fine_tune_with`` from the source model on the prepared data."""
+    return fine_tune_with(cfg, source.load(), data.load(), hp, on_epoch)
 
 
 @task(cache_policy=NO_CACHE)
