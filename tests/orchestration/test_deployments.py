@@ -74,7 +74,7 @@ def test_deploy_creates_a_cron_deployment_with_scheduled_runs_and_a_worker_runs_
          "--type", "process"], env=server_env, cwd=tmp_path, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        flow_run = run_deployment("transfer_learning/smoke-nightly", timeout=300)
+        flow_run = run_deployment("transfer_learning/smoke-nightly", timeout=600)
     finally:
         stop(worker)
     assert flow_run.state.is_completed(), flow_run.state
@@ -83,21 +83,26 @@ def test_deploy_creates_a_cron_deployment_with_scheduled_runs_and_a_worker_runs_
 
 def test_a_served_deployment_runs_when_triggered(prefect_server, server_env, tmp_path, cache_dir):
     path = _deployments_file(tmp_path, cache_dir, interval=3600, timezone="UTC")
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (closed below)
     serve = subprocess.Popen(
         [sys.executable, "-c", "from torchtransfer.cli import main; main()", "serve", "--file", str(path)],
-        env=server_env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=server_env, cwd=ROOT, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
     try:
+        deadline = time.monotonic() + 300  # a loaded machine imports torch, Prefect and MLflow slowly
         with get_client(sync_client=True) as client:
-            for _ in range(120):
+            while True:
                 try:
                     client.read_deployment_by_name("transfer_learning/smoke-nightly")
                     break
                 except Exception:
+                    assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                    assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
                     time.sleep(0.5)
-        flow_run = run_deployment("transfer_learning/smoke-nightly", timeout=300)
+        flow_run = run_deployment("transfer_learning/smoke-nightly", timeout=600)
     finally:
         stop(serve)
-    assert flow_run.state.is_completed(), flow_run.state
+        log.close()
+    assert flow_run.state.is_completed(), (flow_run.state, (tmp_path / "serve.log").read_text()[-3000:])
     _assert_parent_run_carries(flow_run, tmp_path)
 
 
