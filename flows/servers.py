@@ -135,3 +135,10 @@ def check_prefect_api(timeout: float = 5.0) -> None:
     raise ConnectionError(f"no Prefect server answers at PREFECT_API_URL={url} ({reason}). Start one "
                           "(`torchtransfer ui` or `prefect server start`), or unset PREFECT_API_URL to let each "
                           "run start a temporary server")
+
+
+def configured_api_url() -> str | None:
+    """The Prefect API this process would talk to: ``PREFECT_API_URL`` or the active profile's setting."""
+    from prefect.settings import get_current_settings
+
+    return os.environ.get("PREFECT_API_URL") or get_current_settings().api.url

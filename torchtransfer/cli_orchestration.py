@@ -5,7 +5,6 @@ Prefect is imported inside the commands (through ``flows``), never when the libr
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -27,11 +26,9 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _require_server() -> str:
-    url = os.environ.get("PREFECT_API_URL")
-    if not url:
-        from prefect.settings import get_current_settings
+    from flows.servers import configured_api_url
 
-        url = get_current_settings().api.url
+    url = configured_api_url()
     if not url:
         raise _fail("[bold red]no Prefect server configured:[/] set PREFECT_API_URL (e.g. "
                     "http://127.0.0.1:4200/api) or start one with `torchtransfer ui`", 2)
