@@ -20,6 +20,7 @@ import torchtransfer
 from tasks import provenance
 from torchtransfer.config import ExperimentConfig
 from torchtransfer.learner import EpochStats
+from torchtransfer.locking import schema_lock
 
 MAX_BATCH = 100
 
@@ -34,7 +35,14 @@ class RunRef:
 
     @property
     def client(self) -> MlflowClient:
-        return MlflowClient(self.tracking_uri)
+        return open_client(self.tracking_uri)
+
+
+def open_client(uri: str) -> MlflowClient:
+    """A client of ``uri``. Constructing one creates a fresh SQLite store's tables and runs its migrations,
+    so that happens under ``torchtransfer.locking.schema_lock`` (two processes racing on it corrupt it)."""
+    with schema_lock(uri):
+        return MlflowClient(uri)
 
 
 def tracking_uri(cfg: ExperimentConfig) -> str:
@@ -110,6 +118,16 @@ def artifact_location(uri: str) -> str | None:
     return (Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlruns").as_uri()
 
 
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name``, created when missing. A fresh SQLite store is created (tables,
+    migrations, the experiment) by one process at a time: see ``torchtransfer.locking``."""
+    with schema_lock(client.tracking_uri):
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return client.create_experiment(name, artifact_location=artifact_location(client.tracking_uri))
+
+
 def close_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     """Parent runs still RUNNING in MLflow whose Prefect flow run has ended (it failed while MLflow was
     unreachable, say) are marked FAILED, so the UI does not show them as running forever."""
@@ -135,11 +153,9 @@ def close_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def start_run(cfg: ExperimentConfig) -> RunRef:
     """Create the flow's parent run: tags, the flattened config as params, the resolved config artifact."""
-    client = MlflowClient(tracking_uri(cfg))
+    client = open_client(tracking_uri(cfg))
     code_tags, diff = provenance.code_record()
-    experiment = client.get_experiment_by_name(cfg.experiment)
-    exp_id = experiment.experiment_id if experiment else client.create_experiment(
-        cfg.experiment, artifact_location=artifact_location(client.tracking_uri))
+    exp_id = ensure_experiment(client, cfg.experiment)
     tags = {
         "prefect.flow_run_id": flow_run.get_id() or "",
         "prefect.flow_run_name": flow_run.get_name() or "",

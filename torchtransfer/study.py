@@ -18,6 +18,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from torchtransfer.locking import schema_lock
+
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5  # a RUNNING trial whose heartbeat is older than GRACE_S belongs to a dead process
 GRACE_S = 15
@@ -37,7 +39,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if "://" not in url:
         raise ValueError(f"tuning.storage {url!r}: expected a database URL (sqlite:///optuna.db, "
                          "postgresql://...) or journal:///path/to/study.log")
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we rely on them on purpose
+    with warnings.catch_warnings(), schema_lock(url):  # heartbeats are "experimental"; we rely on them on purpose
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
 
@@ -67,8 +69,8 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # a no-op for storages without heartbeats (journal)
-    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    return sorted(before - after)
+    failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    return sorted(before & failed)  # not those another live process finished meanwhile
 
 
 def counts(study: optuna.Study) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -11,6 +12,36 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import ROOT
+from torchtransfer import study
+
+N_PROCESSES = 4
+
+
+def _open_stores(urls: tuple[str, str]) -> str:
+    """In a fresh process: open the Optuna study and the MLflow experiment as a flow run does."""
+    from tasks.tracking import ensure_experiment, open_client
+
+    optuna_url, mlflow_url = urls
+    try:
+        study.load_or_create("race", optuna_url, seed=0)
+        ensure_experiment(open_client(mlflow_url), "race")
+    except Exception as exc:  # reported to the parent, which names it in the failure
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return ""
+
+
+def test_processes_creating_fresh_sqlite_stores_at_once_all_succeed(tmp_path):
+    """Without ``torchtransfer.locking`` every round of this failed ("table studies already exists",
+    "duplicate column name: step"): Optuna and MLflow create their schema on first open, unguarded."""
+    rounds = [(f"sqlite:///{tmp_path / f'optuna{i}.db'}", f"sqlite:///{tmp_path / f'mlflow{i}.db'}")
+              for i in range(3)]
+    with multiprocessing.get_context("spawn").Pool(N_PROCESSES) as pool:
+        for urls in rounds:
+            errors = [e for e in pool.map(_open_stores, [urls] * N_PROCESSES) if e]
+            assert not errors, errors
+    for optuna_url, mlflow_url in rounds:
+        assert [s.study_name for s in optuna.get_all_study_summaries(optuna_url)] == ["race"]
+        assert sorted(e.name for e in MlflowClient(mlflow_url).search_experiments()) == ["Default", "race"]
 
 
 @pytest.mark.slow
@@ -36,6 +67,8 @@ def test_two_flow_runs_at_once_both_complete_and_nothing_is_lost(cache_dir, tmp_
     trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
     children = client.search_runs([exp_id], "tags.`optuna.trial_number` != ''")
     assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == [t.number for t in trials]
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials) and len(trials) >= 2
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # the median pruner may prune
+    assert all(t.state in finished for t in trials) and len(trials) >= 2, [(t.number, t.state.name) for t in trials]
+    assert sorted(r.data.tags["optuna.trial_state"] for r in children) == sorted(t.state.name for t in trials)
     versions = client.search_model_versions("name = 'torchtransfer-smoke'")
     assert sorted(v.run_id for v in versions) == sorted(r.info.run_id for r in parents)
