@@ -116,20 +116,20 @@ def run_trials(cfg: ExperimentConfig, data: DataRef, source: ModelRef, run: RunR
     if cfg.tuning.n_workers > 1:  # share the cores between the workers
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.tuning.n_workers))
     study = studies.load_or_create(name, cfg.tuning.storage, cfg.seed + worker, cfg.tuning.pruner)
+    ran: list[int] = []  # trials this worker ran: fewer than n when tuning.timeout stopped it
     study.optimize(_objective(cfg, data, source, run, name), n_trials=n, timeout=cfg.tuning.timeout,
-                   catch=(FloatingPointError,))
-    return n
+                   catch=(FloatingPointError,), callbacks=[lambda _, trial: ran.append(trial.number)])
+    return len(ran)
 
 
 @flow(name="parallel_trials")
 def parallel_trials(cfg: ExperimentConfig, data: DataRef, source: ModelRef, run: RunRef, name: str,
-                    todo: int) -> None:
-    """``todo`` trials spread over ``tuning.n_workers`` concurrent task runs."""
+                    todo: int) -> int:
+    """``todo`` trials spread over ``tuning.n_workers`` concurrent task runs; returns how many ran."""
     workers = cfg.tuning.n_workers
     shares = [todo // workers + (i < todo % workers) for i in range(workers)]
     futures = [run_trials.submit(cfg, data, source, run, name, n, i) for i, n in enumerate(shares) if n]
-    for future in futures:
-        future.result()
+    return sum(future.result() for future in futures)
 
 
 def _dask_runner(cfg: ExperimentConfig):
@@ -159,8 +159,9 @@ def summarize_study(cfg: ExperimentConfig, name: str, n_run: int, run: RunRef) -
 def tune_hyperparameters(cfg: ExperimentConfig, data: DataRef, source: ModelRef, run: RunRef) -> TuningResult:
     """Open (or resume) the study, run the missing trials (in parallel if configured), summarise."""
     name, todo = open_study(cfg, data, run)
+    ran = 0
     if todo and cfg.tuning.n_workers > 1:
-        parallel_trials.with_options(task_runner=_dask_runner(cfg))(cfg, data, source, run, name, todo)
+        ran = parallel_trials.with_options(task_runner=_dask_runner(cfg))(cfg, data, source, run, name, todo)
     elif todo:
-        run_trials(cfg, data, source, run, name, todo)
-    return summarize_study(cfg, name, todo, run)
+        ran = run_trials(cfg, data, source, run, name, todo)
+    return summarize_study(cfg, name, ran, run)
