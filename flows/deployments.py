@@ -22,6 +22,7 @@ from torchtransfer.config import ConfigError, ExperimentConfig, load_config
 
 log = logging.getLogger(__name__)
 ENTRYPOINT = "flows/transfer.py:transfer_learning"
+FLOW_NAME = "transfer_learning"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -115,15 +116,38 @@ def _options(name: str, spec: DeploymentSpec, root: Path) -> dict:
     }
 
 
+class ServeConflict(ValueError):
+    """A deployment of that name already belongs to a work pool (made by ``deploy``)."""
+
+
+def check_not_in_a_pool(names: list[str]) -> None:
+    """Refuse to serve a name that ``deploy`` gave to a work pool: Prefect would keep that record's pull
+    steps, and every run the served process picked up would crash looking for flow code "at None"."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                existing = client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+            except ObjectNotFound:
+                continue
+            if existing.work_pool_name or existing.pull_steps:
+                raise ServeConflict(
+                    f"deployment {FLOW_NAME}/{name} already exists in work pool {existing.work_pool_name!r} "
+                    f"(made by `torchtransfer deploy`); run it with `prefect worker start --pool "
+                    f"{existing.work_pool_name}`, or remove it first: prefect deployment delete {FLOW_NAME}/{name}")
+
+
 def serve(path: Path, names: list[str] | None = None, root: Path = PROJECT_ROOT) -> None:
     """Run the deployments from this process until it is stopped (SIGTERM pauses their schedules)."""
     from prefect import serve as prefect_serve
 
     from flows.transfer import transfer_learning
 
-    file = load_deployments(path)
-    deployments = [transfer_learning.to_deployment(**_options(n, s, root)) for n, s in _selected(file, names).items()]
-    prefect_serve(*deployments)
+    selected = _selected(load_deployments(path), names)
+    check_not_in_a_pool(list(selected))
+    prefect_serve(*[transfer_learning.to_deployment(**_options(n, s, root)) for n, s in selected.items()])
 
 
 def ensure_process_pool(name: str) -> None:

@@ -73,6 +73,8 @@ def serve(file: DeploymentsPath = DEFAULT_DEPLOYMENTS, names: Names = None) -> N
         deployments.serve(file, names)
     except ConfigError as exc:
         raise _fail(f"[bold red]config error[/]\n{exc}", 2) from None
+    except deployments.ServeConflict as exc:
+        raise _fail(f"[bold red]cannot serve[/] {exc}", 2) from None
 
 
 def ui(backend: Annotated[str, typer.Option(help="MLflow backend store.")] = "sqlite:///mlflow.db",

@@ -51,6 +51,9 @@ def test_deploy_creates_a_cron_deployment_with_scheduled_runs_and_a_worker_runs_
     assert result.returncode == 0, result.stderr
     assert "deployed transfer_learning/smoke-nightly" in result.stdout
 
+    served = _cli("serve", "--file", str(path), env=server_env)  # the same name from a served process: refused
+    assert served.returncode == 2, served.stderr
+    assert "already exists in work pool 'tt-test-pool'" in " ".join(served.stderr.split()), served.stderr
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("transfer_learning/smoke-nightly")
         assert deployment.work_pool_name == "tt-test-pool"
@@ -82,7 +85,7 @@ def test_deploy_creates_a_cron_deployment_with_scheduled_runs_and_a_worker_runs_
 
 
 def test_a_served_deployment_runs_when_triggered(prefect_server, server_env, tmp_path, cache_dir):
-    # its own name: a deployment made by `deploy` (from_source, a pull step) is not one a served process runs
+    # its own name: serving a name that `deploy` put in a work pool is refused (see the test above)
     path = _deployments_file(tmp_path, cache_dir, "smoke-served", interval=3600, timezone="UTC")
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (closed below)
     serve = subprocess.Popen(
