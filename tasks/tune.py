@@ -20,6 +20,7 @@ from tasks.tracking import RunRef, end, log_epoch, log_metrics, log_params, log_
 from tasks.train import ModelRef, fit_hparams
 from torchtransfer import study as studies
 from torchtransfer.config import ExperimentConfig, section_hash
+from torchtransfer.progress import track
 from torchtransfer.search import HParams, suggest_hparams
 
 
@@ -117,8 +118,14 @@ def run_trials(cfg: ExperimentConfig, data: DataRef, source: ModelRef, run: RunR
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.tuning.n_workers))
     study = studies.load_or_create(name, cfg.tuning.storage, cfg.seed + worker, cfg.tuning.pruner)
     ran: list[int] = []  # trials this worker ran: fewer than n when tuning.timeout stopped it
-    study.optimize(_objective(cfg, data, source, run, name), n_trials=n, timeout=cfg.tuning.timeout,
-                   catch=(FloatingPointError,), callbacks=[lambda _, trial: ran.append(trial.number)])
+    with track(f"trials of {name}", total=n) as bar:
+
+        def done(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            ran.append(trial.number)
+            bar.advance()
+
+        study.optimize(_objective(cfg, data, source, run, name), n_trials=n, timeout=cfg.tuning.timeout,
+                       catch=(FloatingPointError,), callbacks=[done])
     return len(ran)
 
 

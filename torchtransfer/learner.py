@@ -31,6 +31,7 @@ from torchtransfer.augment import Affine, as_augment
 from torchtransfer.evaluation import classification_metrics
 from torchtransfer.feature_cache import fit_head_on_cache
 from torchtransfer.optim import OptimConfig, make_optimizer, make_scheduler
+from torchtransfer.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +115,22 @@ class TransferLearner:
         history: list[EpochStats] = []
         best: tuple[float, int, dict] | None = None
         stopped = False
-        for stats in run:
-            if not math.isfinite(stats.train_loss):
-                raise FloatingPointError(f"training loss became {stats.train_loss} at epoch {stats.epoch} "
-                                         f"(lr={self.optim.lr})")
-            history.append(stats)
-            log.info("epoch %d/%d  train/loss %.4f  val/acc %s", stats.epoch, epochs, stats.train_loss,
-                     "-" if stats.val_acc is None else f"{stats.val_acc:.4f}")
-            if stats.val_acc is not None and (best is None or stats.val_acc > best[0]):
-                best = (stats.val_acc, stats.epoch, copy.deepcopy(self.model.state_dict()))
-            if on_epoch is not None:
-                on_epoch(stats)
-            if patience is not None and best is not None and stats.epoch - best[1] >= patience:
-                stopped = stats.epoch < epochs
-                break
+        with track("epochs", total=epochs) as bar:
+            for stats in run:
+                if not math.isfinite(stats.train_loss):
+                    raise FloatingPointError(f"training loss became {stats.train_loss} at epoch {stats.epoch} "
+                                             f"(lr={self.optim.lr})")
+                history.append(stats)
+                log.info("epoch %d/%d  train/loss %.4f  val/acc %s", stats.epoch, epochs, stats.train_loss,
+                         "-" if stats.val_acc is None else f"{stats.val_acc:.4f}")
+                if stats.val_acc is not None and (best is None or stats.val_acc > best[0]):
+                    best = (stats.val_acc, stats.epoch, copy.deepcopy(self.model.state_dict()))
+                if on_epoch is not None:
+                    on_epoch(stats)
+                bar.advance()
+                if patience is not None and best is not None and stats.epoch - best[1] >= patience:
+                    stopped = stats.epoch < epochs
+                    break
         run.close()
         if best is not None:
             self.model.load_state_dict(best[2])

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from torchtransfer.progress import track
+
 MEDIAN_SUBSAMPLE = 1000
 MEMORY_BUDGET = 2**28  # bytes of float64 per working block (256 MiB)
 RNG_BLOCK = 128  # permutations drawn per RNG call: results do not depend on the memory budget
@@ -236,16 +238,19 @@ def permutation_test(x: ArrayLike, y: ArrayLike, *, n_permutations: int = 1000, 
     per_pass = max(RNG_BLOCK, (memory_budget // (8 * len(z))) // RNG_BLOCK * RNG_BLOCK)
     gen = torch.Generator().manual_seed(seed)
     stats, done = [], 0
-    while True:
-        count = min(per_pass, n_permutations - done)
-        blocks = [permutation_masks(len(z), m, min(RNG_BLOCK, count - i), gen) for i in range(0, count, RNG_BLOCK)]
-        first = [_identity_mask(m, n, z).cpu()] if done == 0 else []  # masks are drawn on the CPU generator
-        w = torch.cat(first + blocks, dim=1).to(z.device)
-        r, q = _quadratic_sums(z, ls, w, memory_budget)
-        stats.append(_statistic(r, q, w, m, n, estimator).cpu())
-        done += count
-        if done >= n_permutations:
-            break
+    with track("permutations", total=n_permutations) as bar:
+        while True:
+            count = min(per_pass, n_permutations - done)
+            blocks = [permutation_masks(len(z), m, min(RNG_BLOCK, count - i), gen)
+                      for i in range(0, count, RNG_BLOCK)]
+            first = [_identity_mask(m, n, z).cpu()] if done == 0 else []  # masks are drawn on the CPU generator
+            w = torch.cat(first + blocks, dim=1).to(z.device)
+            r, q = _quadratic_sums(z, ls, w, memory_budget)
+            stats.append(_statistic(r, q, w, m, n, estimator).cpu())
+            done += count
+            bar.advance(count)
+            if done >= n_permutations:
+                break
     all_stats = torch.cat(stats)
     observed, null = float(all_stats[0]), all_stats[1:]
     exceed = int((null >= observed - 1e-12 * abs(observed)).sum())  # ties count as exceeding
