@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from torchtransfer import shift
+from torchtransfer.a_distance import proxy_a_distance
 from torchtransfer.config import load_config
 from torchtransfer.models import build_model
 from torchtransfer.splits import build_pair
@@ -47,7 +48,7 @@ def row(name: str, a: torch.Tensor, b: torch.Tensor, n_perm: int, seed: int) -> 
     biased = shift.mmd2(a, b, bandwidth=res.bandwidth, estimator="biased")
     linear = shift.mmd2(a, b, bandwidth=res.bandwidth, estimator="linear")
     q95 = torch.tensor(res.null).quantile(0.95).item()
-    pad = shift.proxy_a_distance(a, b, seed=seed)
+    pad = proxy_a_distance(a, b, seed=seed)
     return (f"| {name} | {len(a)} / {len(b)} | {res.mmd2:.4f} | {res.p_value:.4g} | {q95:.2e} | {biased:.4f} | "
             f"{linear:.4f} | {res.bandwidth:.3f} | {pad:.3f} | {seconds:.2f} |")
 

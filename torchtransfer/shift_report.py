@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from torchtransfer import shift
+from torchtransfer.a_distance import proxy_a_distance
 
 
 def analyze(x: shift.ArrayLike, y: shift.ArrayLike, *, n_permutations: int = 1000,
@@ -38,7 +39,7 @@ def analyze(x: shift.ArrayLike, y: shift.ArrayLike, *, n_permutations: int = 100
     report.update(
         alpha=alpha,
         significant=bool(n_permutations > 0 and result.p_value < alpha),
-        a_distance=shift.proxy_a_distance(x, y, seed=seed),
+        a_distance=proxy_a_distance(x, y, seed=seed),
         per_class={str(c): v for c, v in per_class.items()},
         null_quantiles=_quantiles(result.null),
     )
