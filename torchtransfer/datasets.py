@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from torchtransfer.archives import safe_extract
 from torchtransfer.progress import track
 
 log = logging.getLogger(__name__)
@@ -197,13 +198,29 @@ def cifar10(root: str | Path | None = None, train: bool = True, transform=None, 
         CIFAR10, train_list=[[f, None] for f, _ in CIFAR10.train_list],
         test_list=[[f, None] for f, _ in CIFAR10.test_list], meta={**CIFAR10.meta, "md5": None})
     try:
-        return cls(str(root), train=train, transform=transform, download=download)
-    except RuntimeError as exc:
+        if download:
+            _fetch_cifar10(root)
+        return cls(str(root), train=train, transform=transform, download=False)
+    except (RuntimeError, OSError) as exc:
         folder = root / CIFAR10.base_folder
         raise FileNotFoundError(
             f"cifar10: {exc}. Put the python batches ({', '.join(CIFAR10_FILES)}) in {folder} (extract "
             f"cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/ into {root}), or pass download=True "
             "where the network allows") from None
+
+
+def _fetch_cifar10(root: Path) -> None:
+    """Download cifar-10-python.tar.gz (md5-verified by torchvision) and unpack it with ``safe_extract``
+    (torchvision's own ``download=True`` would extract it unchecked)."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity, download_url
+
+    if all(check_integrity(str(root / CIFAR10.base_folder / f), md5)
+           for f, md5 in CIFAR10.train_list + CIFAR10.test_list):
+        return
+    with track("fetching CIFAR-10 (163 MB)"):
+        download_url(CIFAR10.url, str(root), CIFAR10.filename, CIFAR10.tgz_md5)
+    safe_extract(root / CIFAR10.filename, root)
 
 
 def svhn(root: str | Path | None = None, split: str = "train", transform=None, download: bool = False,

@@ -1,4 +1,4 @@
-"""Security: weights-only loading, loopback-only servers, no archive extraction, no passwords written."""
+"""Security: weights-only loading, loopback-only servers, USPS never extracted, no passwords written."""
 
 from __future__ import annotations
 
