@@ -14,6 +14,7 @@ from tasks.tracking import RunRef, log_metrics, log_params, log_tags
 from tasks.train import ModelRef
 from torchtransfer import search, shift, shift_report
 from torchtransfer.config import ExperimentConfig, ShiftConfig
+from torchtransfer.progress import stage
 from torchtransfer.splits import DomainPair
 
 
@@ -65,7 +66,9 @@ def _labelled(pair: DomainPair, cfg: ShiftConfig, seed: int) -> tuple[torch.Tens
 def _one(name: str, xs: torch.Tensor, xt: torch.Tensor, per_class_inputs: tuple[torch.Tensor, ...],
          cfg: ShiftConfig, seed: int, run: RunRef) -> tuple[dict, shift.MMDResult]:
     """Report one representation (x_s, x_t); per-class MMD² on (x_s, x_t, y_s, y_t); the null figure."""
-    report, result = shift_report.analyze(xs, xt, n_permutations=cfg.n_permutations, seed=seed, alpha=cfg.alpha)
+    with stage(f"shift on {name}"):
+        report, result = shift_report.analyze(xs, xt, n_permutations=cfg.n_permutations, seed=seed,
+                                              alpha=cfg.alpha)
     per_class = shift.class_conditional_mmd(*per_class_inputs, bandwidth=result.bandwidth, seed=seed)
     report["per_class"] = {str(c): v for c, v in per_class.items()}
     fig = shift_report.null_figure(result, title=f"MMD² permutation test ({name})")
@@ -129,7 +132,9 @@ def measure_adapted_shift(data: DataRef, model: ModelRef, cfg: ShiftConfig, seed
     xs, xt = _samples(pair, cfg, seed)
     adapted = model.load()
     fs, ft = _features(adapted, xs), _features(adapted, xt)
-    report, result = shift_report.analyze(fs, ft, n_permutations=cfg.n_permutations, seed=seed, alpha=cfg.alpha)
+    with stage("shift on adapted features"):
+        report, result = shift_report.analyze(fs, ft, n_permutations=cfg.n_permutations, seed=seed,
+                                              alpha=cfg.alpha)
     run.client.log_dict(run.run_id, report, "shift/report_after.json")
     run.client.log_figure(run.run_id, shift_report.embedding_figure(
         fs, ft, title="adapted-model features (PCA)"), "shift/embedding_after.png")

@@ -16,6 +16,7 @@ from tasks.tracking import RunRef, log_epoch, log_metrics, log_params, log_tags
 from torchtransfer.config import ExperimentConfig, section_hash
 from torchtransfer.learner import EpochStats, FitResult
 from torchtransfer.models import load_weights, save_weights
+from torchtransfer.progress import stage
 from torchtransfer.recipe import fine_tune_with, pretrain_on_source
 from torchtransfer.search import HParams
 
@@ -54,7 +55,8 @@ def _source_cache_key(_ctx, params: dict) -> str:
 def pretrain_source(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelRef:
     """Train the backbone on labelled source data (best epoch by source validation accuracy)."""
     logger = get_run_logger()
-    model, result = pretrain_on_source(cfg, data.load())
+    with stage("source model"):
+        model, result = pretrain_on_source(cfg, data.load())
     path = _source_path(cfg, data.fingerprint)
     sha = save_weights(model, path)
     logger.info("source model: best epoch %d, source val acc %.4f → %s", result.best_epoch,
@@ -82,7 +84,8 @@ def fine_tune(cfg: ExperimentConfig, data: DataRef, source: ModelRef, hp: HParam
     log_params(run, hp.as_params())
     log_tags(run, {"source_model.sha256": source.sha256, "source_model.trained_in_run": source.trained_in_run,
                    "source_model.cached": str(source.trained_in_run != run.run_id).lower()})
-    model, result = fit_hparams(cfg, source, data, hp, on_epoch=lambda s: log_epoch(run, s))
+    with stage("final model"):
+        model, result = fit_hparams(cfg, source, data, hp, on_epoch=lambda s: log_epoch(run, s))
     path = cache_dir(cfg) / "runs" / run.run_id / "model.pt"
     sha = save_weights(model, path)
     log_tags(run, {"model.sha256": sha})

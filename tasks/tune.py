@@ -20,7 +20,7 @@ from tasks.tracking import RunRef, end, log_epoch, log_metrics, log_params, log_
 from tasks.train import ModelRef, fit_hparams
 from torchtransfer import study as studies
 from torchtransfer.config import ExperimentConfig, section_hash
-from torchtransfer.progress import track
+from torchtransfer.progress import stage, track
 from torchtransfer.search import HParams, suggest_hparams
 
 
@@ -62,7 +62,8 @@ def _objective(cfg: ExperimentConfig, data: DataRef, source: ModelRef, parent: R
                 raise optuna.TrialPruned(f"pruned at epoch {stats.epoch} (val/acc {stats.val_acc:.4f})")
 
         try:
-            _, result = fit_hparams(cfg, source, data, hp, on_epoch=on_epoch)
+            with stage(f"trial {trial.number}"):
+                _, result = fit_hparams(cfg, source, data, hp, on_epoch=on_epoch)
         except optuna.TrialPruned as exc:
             log_tags(child, {"optuna.trial_state": "PRUNED", "optuna.pruned_reason": str(exc)})
             end(child, "KILLED")

@@ -20,12 +20,20 @@ A sink is any object with ``start(description, total) -> handle``, ``advance(han
 [('start', 'epochs', 2), ('advance', 7, 1), ('advance', 7, 1), ('stop', 7)]
 >>> with track("nobody is watching", total=3) as bar:  # no sink: a no-op
 ...     bar.advance()
+
+Callers that know what the work is for name it with :func:`stage`; bars started inside carry the name:
+
+>>> with using(Recorder()), stage("trial 3"), track("epochs", total=1):
+...     pass
+>>> seen[-2]
+('start', 'trial 3 · epochs', 1)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 
@@ -38,6 +46,7 @@ class Sink(Protocol):
 
 
 _sink: Sink | None = None
+_stage: ContextVar[str] = ContextVar("torchtransfer_progress_stage", default="")
 
 
 class Bar:
@@ -58,7 +67,8 @@ def track(description: str, total: int | None = None) -> Iterator[Bar]:
     if sink is None:
         yield Bar(None, None)
         return
-    handle = sink.start(description, total)
+    label = _stage.get()
+    handle = sink.start(f"{label} · {description}" if label else description, total)
     try:
         yield Bar(sink, handle)
     finally:
@@ -80,3 +90,13 @@ def using(sink: Sink) -> Iterator[Sink]:
         yield sink
     finally:
         install(previous)
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Bars started in this block (in this thread or task) are prefixed with ``name``."""
+    token = _stage.set(name)
+    try:
+        yield
+    finally:
+        _stage.reset(token)

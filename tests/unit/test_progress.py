@@ -53,7 +53,7 @@ def test_permutation_test_reports_every_permutation_over_several_passes():
     assert (bar["description"], bar["total"], bar["done"], bar["stopped"]) == ("permutations", 1000, 1000, True)
 
 
-def _on_a_terminal(cmd: list[str]) -> str:
+def on_a_terminal(cmd: list[str], timeout: float = 120) -> str:
     """Run ``cmd`` with a pseudo-terminal as stdin, stdout and stderr; return everything it wrote."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(cmd, stdin=follower, stdout=follower, stderr=follower, cwd=ROOT, close_fds=True,
@@ -69,7 +69,7 @@ def _on_a_terminal(cmd: list[str]) -> str:
             break
         chunks.append(chunk)
     os.close(leader)
-    assert proc.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    assert proc.wait(timeout=timeout) == 0, b"".join(chunks).decode(errors="replace")[-2000:]
     return b"".join(chunks).decode(errors="replace")
 
 
@@ -79,7 +79,7 @@ def test_torchtransfer_shift_draws_a_bar_on_a_terminal_and_none_in_a_log(tmp_pat
         np.save(tmp_path / f"{name}.npy", rng.normal(mean, size=(400, 16)).astype("float32"))
     cmd = [sys.executable, "-m", "torchtransfer.cli", "shift", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
            "-B", "3000"]
-    shown = _on_a_terminal(cmd)
+    shown = on_a_terminal(cmd)
     assert "permutations" in shown and "/3000" in shown and "━" in shown
     logged = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert logged.returncode == 0 and "permutations" not in logged.stdout + logged.stderr
