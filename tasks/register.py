@@ -15,6 +15,7 @@ from tasks.train import ModelRef
 from torchtransfer import promotion, registry
 from torchtransfer.config import RegistryConfig
 from torchtransfer.evaluation import split_fingerprint
+from torchtransfer.locking import promotion_lock
 from torchtransfer.serving import servable_for
 
 CHALLENGER, CHAMPION = registry.CHALLENGER, registry.CHAMPION
@@ -62,20 +63,21 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
         logger.info("%s v%s already registered for this run; %s", name, v, list(version.aliases))
         return Registered(name, v, tuple(version.aliases), decision)
 
-    champion = registry.by_alias(client, name, CHAMPION)
-    champion_score = champion and registry.score_version(client, run.tracking_uri, name, champion, fingerprint,
-                                                         test.x, test.y)
-    decision = promotion.passes(promotion.Scored(v, metrics["test/target_acc"], fingerprint), champion_score,
-                                cfg.min_improvement, cfg.min_accuracy)
-    entry = {"kind": "auto", "alias": CHAMPION, "version": v, "run_id": run.run_id,
-             "flow_run": run_tags.get("prefect.flow_run_name", ""), "test_fingerprint": fingerprint,
-             "from": str(champion.version) if champion else None,
-             "to": v if decision.promote else (str(champion.version) if champion else None),
-             "min_improvement": cfg.min_improvement, "min_accuracy": cfg.min_accuracy, **decision.as_dict()}
-    if decision.promote:
-        entry = registry.move_alias(client, name, CHAMPION, v, entry)
-    else:
-        entry = registry.append_history(client, name, entry)
+    with promotion_lock(run.tracking_uri):  # read the champion, decide, move the alias: one run at a time
+        champion = registry.by_alias(client, name, CHAMPION)
+        champion_score = champion and registry.score_version(client, run.tracking_uri, name, champion,
+                                                             fingerprint, test.x, test.y)
+        decision = promotion.passes(promotion.Scored(v, metrics["test/target_acc"], fingerprint), champion_score,
+                                    cfg.min_improvement, cfg.min_accuracy)
+        entry = {"kind": "auto", "alias": CHAMPION, "version": v, "run_id": run.run_id,
+                 "flow_run": run_tags.get("prefect.flow_run_name", ""), "test_fingerprint": fingerprint,
+                 "from": str(champion.version) if champion else None,
+                 "to": v if decision.promote else (str(champion.version) if champion else None),
+                 "min_improvement": cfg.min_improvement, "min_accuracy": cfg.min_accuracy, **decision.as_dict()}
+        if decision.promote:
+            entry = registry.move_alias(client, name, CHAMPION, v, entry)
+        else:
+            entry = registry.append_history(client, name, entry)
     _log_decision(run, name, v, entry)
     registry.mark_complete(client, name, v)
     aliases = tuple(client.get_model_version(name, v).aliases)

@@ -5,6 +5,7 @@ SQLite file. Two processes doing that at once race: one fails with ``table studi
 ``duplicate column name``, and an MLflow file can be left half-migrated. Two ``make run`` started together
 hit it (CI did). Holding :func:`schema_lock` while a store is first opened makes the second process wait and
 then find the finished schema. Server stores (PostgreSQL, HTTP) need no lock: the lock is a no-op for them.
+:func:`promotion_lock` does the same for the champion decision.
 """
 
 from __future__ import annotations
@@ -32,12 +33,27 @@ def sqlite_path(url: str) -> Path | None:
 @contextmanager
 def schema_lock(url: str) -> Iterator[None]:
     """Hold an exclusive lock on ``<database>.lock`` beside a SQLite file (a no-op for any other URL)."""
+    with _sqlite_lock(url, ".lock"):
+        yield
+
+
+@contextmanager
+def promotion_lock(url: str) -> Iterator[None]:
+    """One champion decision at a time on a SQLite MLflow store (``<database>.promotion.lock``): two runs
+    finishing together would otherwise both find "no champion yet" and both claim it. A no-op for a tracking
+    server, whose clients may sit on many machines (there the last alias move wins; the history keeps both)."""
+    with _sqlite_lock(url, ".promotion.lock"):
+        yield
+
+
+@contextmanager
+def _sqlite_lock(url: str, suffix: str) -> Iterator[None]:
     path = sqlite_path(url)
     if path is None:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
+    with open(path.with_name(path.name + suffix), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

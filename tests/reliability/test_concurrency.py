@@ -6,13 +6,14 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import ROOT
-from torchtransfer import study
+from torchtransfer import registry, study
 
 N_PROCESSES = 4
 
@@ -44,6 +45,30 @@ def test_processes_creating_fresh_sqlite_stores_at_once_all_succeed(tmp_path):
         assert sorted(e.name for e in MlflowClient(mlflow_url).search_experiments()) == ["Default", "race"]
 
 
+def _bump_under_promotion_lock(args: tuple[str, float]) -> None:
+    """At ``start_at``, read-modify-write a registered-model tag, as a champion decision does."""
+    import time
+
+    from tasks.tracking import open_client
+    from torchtransfer.locking import promotion_lock
+
+    url, start_at = args
+    client = open_client(url)
+    time.sleep(max(0.0, start_at - time.time()))  # all processes reach the decision together
+    with promotion_lock(url):
+        n = int(client.get_registered_model("m").tags.get("n", "0"))
+        time.sleep(0.3)  # the decision's work (scoring the champion) takes a while
+        client.set_registered_model_tag("m", "n", str(n + 1))
+
+
+def test_champion_decisions_of_concurrent_processes_are_serialised(tmp_path):
+    url = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(url).create_registered_model("m")
+    with multiprocessing.get_context("spawn").Pool(N_PROCESSES) as pool:
+        pool.map(_bump_under_promotion_lock, [(url, time.time() + 20)] * N_PROCESSES, chunksize=1)
+    assert MlflowClient(url).get_registered_model("m").tags["n"] == str(N_PROCESSES)  # no decision lost
+
+
 @pytest.mark.slow
 def test_two_flow_runs_at_once_both_complete_and_nothing_is_lost(cache_dir, tmp_path):
     tracking, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -72,3 +97,6 @@ def test_two_flow_runs_at_once_both_complete_and_nothing_is_lost(cache_dir, tmp_
     assert sorted(r.data.tags["optuna.trial_state"] for r in children) == sorted(t.state.name for t in trials)
     versions = client.search_model_versions("name = 'torchtransfer-smoke'")
     assert sorted(v.run_id for v in versions) == sorted(r.info.run_id for r in parents)
+    first, second = registry.read_history(client, "torchtransfer-smoke")  # decided one at a time (promotion lock)
+    assert first["from"] is None and second["from"] == first["to"], (first, second)
+    assert str(client.get_model_version_by_alias("torchtransfer-smoke", "champion").version) == second["to"]
