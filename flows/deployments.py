@@ -22,7 +22,6 @@ from torchtransfer.config import ConfigError, ExperimentConfig, load_config
 
 log = logging.getLogger(__name__)
 ENTRYPOINT = "flows/transfer.py:transfer_learning"
-FLOW_NAME = "transfer_learning"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -120,7 +119,7 @@ class ServeConflict(ValueError):
     """A deployment of that name already belongs to a work pool (made by ``deploy``)."""
 
 
-def check_not_in_a_pool(names: list[str]) -> None:
+def check_not_in_a_pool(flow_name: str, names: list[str]) -> None:
     """Refuse to serve a name that ``deploy`` gave to a work pool: Prefect would keep that record's pull
     steps, and every run the served process picked up would crash looking for flow code "at None"."""
     from prefect import get_client
@@ -129,14 +128,14 @@ def check_not_in_a_pool(names: list[str]) -> None:
     with get_client(sync_client=True) as client:
         for name in names:
             try:
-                existing = client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+                existing = client.read_deployment_by_name(f"{flow_name}/{name}")
             except ObjectNotFound:
                 continue
             if existing.work_pool_name or existing.pull_steps:
                 raise ServeConflict(
-                    f"deployment {FLOW_NAME}/{name} already exists in work pool {existing.work_pool_name!r} "
+                    f"deployment {flow_name}/{name} already exists in work pool {existing.work_pool_name!r} "
                     f"(made by `torchtransfer deploy`); run it with `prefect worker start --pool "
-                    f"{existing.work_pool_name}`, or remove it first: prefect deployment delete {FLOW_NAME}/{name}")
+                    f"{existing.work_pool_name}`, or remove it first: prefect deployment delete {flow_name}/{name}")
 
 
 def serve(path: Path, names: list[str] | None = None, root: Path = PROJECT_ROOT) -> None:
@@ -146,7 +145,7 @@ def serve(path: Path, names: list[str] | None = None, root: Path = PROJECT_ROOT)
     from flows.transfer import transfer_learning
 
     selected = _selected(load_deployments(path), names)
-    check_not_in_a_pool(list(selected))
+    check_not_in_a_pool(transfer_learning.name, list(selected))
     prefect_serve(*[transfer_learning.to_deployment(**_options(n, s, root)) for n, s in selected.items()])
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -20,7 +19,7 @@ import torchtransfer
 from tasks import provenance
 from torchtransfer.config import ExperimentConfig
 from torchtransfer.learner import EpochStats
-from torchtransfer.locking import schema_lock
+from torchtransfer.locking import schema_lock, sqlite_path
 
 MAX_BATCH = 100
 
@@ -113,9 +112,8 @@ def end(run: RunRef, status: str = "FINISHED") -> None:
 def artifact_location(uri: str) -> str | None:
     """Artifacts of a SQLite store live beside its database file (``mlruns/``), not in whatever folder the
     process happens to run in; servers and other stores keep their own default (None)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlruns").as_uri()
+    path = sqlite_path(uri)
+    return None if path is None else (path.resolve().parent / "mlruns").as_uri()
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:

@@ -65,8 +65,8 @@ def test_a_safe_archive_with_an_inner_link_extracts(tmp_path):
 
 
 def test_no_code_extracts_an_archive_except_safe_extract():
-    """``extract``/``extractall`` are called only in torchtransfer/archives.py, and torchvision's CIFAR10,
-    whose ``download=True`` would extract unchecked, is always built with ``download=False``."""
+    """``extract``/``extractall`` are called only in torchtransfer/archives.py, and torchvision's CIFAR10
+    (whose own download option would extract unchecked) is always built with that option off."""
     offenders = []
     for path in PROJECT_CODE:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -47,8 +47,6 @@ def test_processes_creating_fresh_sqlite_stores_at_once_all_succeed(tmp_path):
 
 def _bump_under_promotion_lock(args: tuple[str, float]) -> None:
     """At ``start_at``, read-modify-write a registered-model tag, as a champion decision does."""
-    import time
-
     from tasks.tracking import open_client
     from torchtransfer.locking import promotion_lock
 
