@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from torchtransfer import transfer_learner  # noqa: E402
-from torchtransfer.adaptation import METHODS, AdaptationSpec  # noqa: E402
-from torchtransfer.augment import Affine  # noqa: E402
 from torchtransfer.config import ExperimentConfig, load_config, section_hash  # noqa: E402
+from torchtransfer.data.augment import Affine  # noqa: E402
+from torchtransfer.data.splits import build_pair  # noqa: E402
 from torchtransfer.models import build_model  # noqa: E402
-from torchtransfer.splits import build_pair  # noqa: E402
+from torchtransfer.train.adaptation import METHODS, AdaptationSpec  # noqa: E402
 
 DIRECTIONS = {
     "mnist_usps": [ROOT / "conf/default.yaml"],

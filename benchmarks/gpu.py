@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from torchtransfer import shift  # noqa: E402
 from torchtransfer.config import load_config  # noqa: E402
-from torchtransfer.learner import transfer_learner  # noqa: E402
+from torchtransfer.data.splits import build_pair  # noqa: E402
 from torchtransfer.models import build_model  # noqa: E402
-from torchtransfer.splits import build_pair  # noqa: E402
+from torchtransfer.train.learner import transfer_learner  # noqa: E402
 
 
 def timed(fn):

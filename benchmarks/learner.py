@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from torchtransfer import datasets, models, transfer_learner  # noqa: E402
+from torchtransfer import models, transfer_learner
+from torchtransfer.data import datasets  # noqa: E402
 
 
 def bare_loop(model, x, y, epochs: int, batch_size: int, seed: int) -> None:

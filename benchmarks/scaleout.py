@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.tuning import objective, setup  # noqa: E402
-from torchtransfer import study as studies  # noqa: E402
+from torchtransfer.tune import study as studies  # noqa: E402
 
 
 def _admin(pg_url: str, sql: str) -> None:

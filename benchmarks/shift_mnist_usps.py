@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from torchtransfer import shift
-from torchtransfer.a_distance import proxy_a_distance
 from torchtransfer.config import load_config
+from torchtransfer.data.splits import build_pair
 from torchtransfer.models import build_model
-from torchtransfer.splits import build_pair
+from torchtransfer.shift.a_distance import proxy_a_distance
 
 
 def train_source(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> torch.nn.Module:

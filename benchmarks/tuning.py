@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/tuning.py                      # all three tables
     .venv/bin/python benchmarks/tuning.py --only pruning --trials 20
 
-Trials here are the flow's own trials (``torchtransfer.recipe.fine_tune_with`` on the default config's search space, the
-same sampler seed and pruner) without the MLflow logging around them. Prints markdown tables.
+Trials here are the flow's own trials (``torchtransfer.train.recipe.fine_tune_with`` on the default config's
+search space, the same sampler seed and pruner) without the MLflow logging around them. Prints markdown tables.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from torchtransfer import study as studies  # noqa: E402
 from torchtransfer.config import ExperimentConfig, load_config  # noqa: E402
-from torchtransfer.learner import transfer_learner  # noqa: E402
-from torchtransfer.recipe import fine_tune_with, pretrain_on_source  # noqa: E402
-from torchtransfer.search import suggest_hparams  # noqa: E402
-from torchtransfer.splits import DomainPair, build_pair  # noqa: E402
+from torchtransfer.data.splits import DomainPair, build_pair  # noqa: E402
+from torchtransfer.train.learner import transfer_learner  # noqa: E402
+from torchtransfer.train.recipe import fine_tune_with, pretrain_on_source  # noqa: E402
+from torchtransfer.tune import study as studies  # noqa: E402
+from torchtransfer.tune.search import suggest_hparams  # noqa: E402
 
 OVERRIDES: list[str] = []
 

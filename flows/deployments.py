@@ -142,7 +142,7 @@ def serve(path: Path, names: list[str] | None = None, root: Path = PROJECT_ROOT)
     """Run the deployments from this process until it is stopped (SIGTERM pauses their schedules)."""
     from prefect import serve as prefect_serve
 
-    from flows.transfer import transfer_learning
+    from torchtransfer_flows.transfer import transfer_learning
 
     selected = _selected(load_deployments(path), names)
     check_not_in_a_pool(transfer_learning.name, list(selected))
@@ -167,7 +167,7 @@ def deploy(path: Path, names: list[str] | None = None, pool: str | None = None,
            root: Path = PROJECT_ROOT) -> dict[str, str]:
     """Create or update the deployments on the Prefect server at ``PREFECT_API_URL``, in a process work pool
     whose workers run the flow from ``root``. Returns {name: deployment id}."""
-    from flows.transfer import transfer_learning
+    from torchtransfer_flows.transfer import transfer_learning
 
     file = load_deployments(path)
     pool_name = pool or file.work_pool

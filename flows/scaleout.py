@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
-from flows.transfer import parent_run
-from tasks.data import prepared_data
-from tasks.shift import analyze_shift, steer_search
-from tasks.tracking import log_tags
-from tasks.train import source_model
-from tasks.tune import open_study, run_trials, worker_id
-from torchtransfer import study as studies
 from torchtransfer.config import ExperimentConfig
+from torchtransfer.tune import study as studies
+from torchtransfer_flows.transfer import parent_run
+from torchtransfer_tasks.data import prepared_data
+from torchtransfer_tasks.shift import analyze_shift, steer_search
+from torchtransfer_tasks.tracking import log_tags
+from torchtransfer_tasks.train import source_model
+from torchtransfer_tasks.tune import open_study, run_trials, worker_id
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The torchtransfer flow: prepare data → (pretrain source) → measure shift → tune → fine-tune → evaluate →
 register. Wiring only: every stage is a task in ``tasks/`` that calls the library.
 
-Run it with ``python -m flows.transfer --config conf/default.yaml [--set tuning.n_trials=4]``.
+Run it with ``python -m torchtransfer_flows.transfer --config conf/default.yaml [--set tuning.n_trials=4]``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from dataclasses import dataclass
 import torch
 from prefect import flow
 
-from tasks.data import prepared_data
-from tasks.evaluate import evaluate_model
-from tasks.register import register_model
-from tasks.report import publish_summary
-from tasks.shift import analyze_shift, measure_adapted_shift, steer_search
-from tasks.tracking import RunRef, end_run, redact, start_run
-from tasks.train import fine_tune, source_model
-from tasks.tune import tune_hyperparameters
 from torchtransfer.config import ExperimentConfig, load_config
+from torchtransfer_tasks.data import prepared_data
+from torchtransfer_tasks.evaluate import evaluate_model
+from torchtransfer_tasks.register import register_model
+from torchtransfer_tasks.report import publish_summary
+from torchtransfer_tasks.shift import analyze_shift, measure_adapted_shift, steer_search
+from torchtransfer_tasks.tracking import RunRef, end_run, redact, start_run
+from torchtransfer_tasks.train import fine_tune, source_model
+from torchtransfer_tasks.tune import tune_hyperparameters
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _summary(cfg, run: RunRef, shift, metrics, registered, study_name, source_ru
 
 
 def main(argv: list[str] | None = None) -> ExperimentSummary:
-    parser = argparse.ArgumentParser(prog="python -m flows.transfer", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m torchtransfer_flows.transfer", description=__doc__)
     parser.add_argument("--config", "-c", nargs="+", default=["conf/default.yaml"], help="YAML files, merged")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override")
     args = parser.parse_args(argv)

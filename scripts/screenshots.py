@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import flows  # noqa: E402, F401  (offline-quiet environment)
-from flows.servers import start_mlflow, start_prefect, stop  # noqa: E402
+import torchtransfer_flows  # noqa: E402, F401  (offline-quiet environment)
 from scripts.chromium import screenshot  # noqa: E402
+from torchtransfer_cli.servers import start_mlflow, start_prefect, stop  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
 
@@ -30,7 +30,7 @@ def _runs(work: Path) -> tuple[str, str, list[str]]:
     uri = f"sqlite:///{work / 'mlflow.db'}"
     ids = []
     for seed in (0, 1):
-        cmd = [sys.executable, "-c", "from torchtransfer.cli import main; main()", "run", "-c", "conf/default.yaml",
+        cmd = [sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "run", "-c", "conf/default.yaml",
                "-c", "conf/smoke.yaml", "--set", f"seed={seed}", "--set", "tuning.n_trials=4", "--set",
                f"tracking.uri={uri}", "--set", f"tuning.storage=sqlite:///{work / 'optuna.db'}"]
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
@@ -57,7 +57,7 @@ def main() -> None:
         prefect = start_prefect(home=work / "prefect-home")
         try:
             env = {**os.environ, "PREFECT_API_URL": f"{prefect.url}/api"}
-            out = subprocess.run([sys.executable, "-c", "from torchtransfer.cli import main; main()", "deploy"],
+            out = subprocess.run([sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "deploy"],
                                  cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
             first = out.split("(", 1)[1].split(")")[0]
             screenshot(f"{prefect.url}/deployments", OUT / "prefect-deployments.png", size=(1600, 700))

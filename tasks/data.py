@@ -12,10 +12,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import torchtransfer
-from tasks.tracking import RunRef, log_params, log_tags
-from torchtransfer import datasets, splits
 from torchtransfer.config import ExperimentConfig, section_hash
-from torchtransfer.splits import DomainPair, build_pair
+from torchtransfer.data import datasets, splits
+from torchtransfer.data.splits import DomainPair, build_pair
+from torchtransfer_tasks.tracking import RunRef, log_params, log_tags
 
 IO_RETRIES = {"retries": 3, "retry_delay_seconds": [5, 20, 60]}
 

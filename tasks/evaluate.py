@@ -9,11 +9,11 @@ from tempfile import TemporaryDirectory
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.data import DataRef
-from tasks.tracking import RunRef, log_metrics, log_tags
-from tasks.train import ModelRef
 from torchtransfer import evaluation as ev
-from torchtransfer.learner import transfer_learner
+from torchtransfer.train.learner import transfer_learner
+from torchtransfer_tasks.data import DataRef
+from torchtransfer_tasks.tracking import RunRef, log_metrics, log_tags
+from torchtransfer_tasks.train import ModelRef
 
 
 @task(cache_policy=NO_CACHE)

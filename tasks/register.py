@@ -1,5 +1,5 @@
 """``register_model``: log the servable model, register one version per run (alias ``challenger``), gate
-``champion`` with ``torchtransfer.promotion.passes``, and record the decision in the history and on the run."""
+``champion`` with ``torchtransfer.registry.promotion.passes``, and record the decision in the history and on the run."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.data import DataRef
-from tasks.tracking import RunRef, log_metrics, log_tags
-from tasks.train import ModelRef
-from torchtransfer import promotion, registry
+from torchtransfer import registry
 from torchtransfer.config import RegistryConfig
 from torchtransfer.evaluation import split_fingerprint
 from torchtransfer.locking import promotion_lock
-from torchtransfer.serving import servable_for
+from torchtransfer.registry import promotion
+from torchtransfer.registry.serving import servable_for
+from torchtransfer_tasks.data import DataRef
+from torchtransfer_tasks.tracking import RunRef, log_metrics, log_tags
+from torchtransfer_tasks.train import ModelRef
 
 CHALLENGER, CHAMPION = registry.CHALLENGER, registry.CHAMPION
 

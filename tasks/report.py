@@ -10,8 +10,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.tracking import RunRef, redact
 from torchtransfer.report_html import curves_png, render
+from torchtransfer_tasks.tracking import RunRef, redact
 
 LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `torchtransfer ui` serves a local SQLite store
 

@@ -1,5 +1,5 @@
 """Shift tasks: ``analyze_shift`` (before tuning), ``steer_search`` (its verdict on the search space) and
-``measure_adapted_shift`` (after fine-tuning). The numbers come from ``torchtransfer.shift_report``."""
+``measure_adapted_shift`` (after fine-tuning). The numbers come from ``torchtransfer.shift.report``."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import torch
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.data import DataRef
-from tasks.tracking import RunRef, log_metrics, log_params, log_tags
-from tasks.train import ModelRef
-from torchtransfer import search, shift, shift_report
+from torchtransfer import shift
 from torchtransfer.config import ExperimentConfig, ShiftConfig
+from torchtransfer.data.splits import DomainPair
 from torchtransfer.progress import stage
-from torchtransfer.splits import DomainPair
+from torchtransfer.shift import report as shift_report
+from torchtransfer.tune import search
+from torchtransfer_tasks.data import DataRef
+from torchtransfer_tasks.tracking import RunRef, log_metrics, log_params, log_tags
+from torchtransfer_tasks.train import ModelRef
 
 
 @dataclass(frozen=True)

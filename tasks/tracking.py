@@ -16,10 +16,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 import torchtransfer
-from tasks import provenance
+from torchtransfer import provenance
 from torchtransfer.config import ExperimentConfig
-from torchtransfer.learner import EpochStats
 from torchtransfer.locking import schema_lock, sqlite_path
+from torchtransfer.train.learner import EpochStats
 
 MAX_BATCH = 100
 

@@ -11,14 +11,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import torchtransfer
-from tasks.data import DataRef, cache_dir, code_hash
-from tasks.tracking import RunRef, log_epoch, log_metrics, log_params, log_tags
 from torchtransfer.config import ExperimentConfig, section_hash
-from torchtransfer.learner import EpochStats, FitResult
 from torchtransfer.models import load_weights, save_weights
 from torchtransfer.progress import stage
-from torchtransfer.recipe import fine_tune_with, pretrain_on_source
-from torchtransfer.search import HParams
+from torchtransfer.train.learner import EpochStats, FitResult
+from torchtransfer.train.recipe import fine_tune_with, pretrain_on_source
+from torchtransfer.tune.search import HParams
+from torchtransfer_tasks.data import DataRef, cache_dir, code_hash
+from torchtransfer_tasks.tracking import RunRef, log_epoch, log_metrics, log_params, log_tags
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,10 @@ class ModelRef:
 
 def source_key(cfg: ExperimentConfig, fingerprint: str) -> str:
     """Content key of the source model: what it is trained from and how, the library version and code."""
-    from torchtransfer import adaptation, augment, backbones, batches, learner, models, optim, recipe, strategies
+    from torchtransfer import models
+    from torchtransfer.data import augment, batches
+    from torchtransfer.models import backbones
+    from torchtransfer.train import adaptation, learner, optim, recipe, strategies
 
     code = code_hash(adaptation, augment, backbones, batches, learner, models, optim, recipe, strategies)
     return section_hash(cfg.model, cfg.pretrain, cfg.seed, fingerprint, torchtransfer.__version__, code)[:32]
@@ -73,7 +76,7 @@ def source_model(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelRef:
 
 def fit_hparams(cfg: ExperimentConfig, source: ModelRef, data: DataRef, hp: HParams,
                 on_epoch: Callable[[EpochStats], None] | None = None) -> tuple[torch.nn.Module, FitResult]:
-    """``torchtransfer.recipe.fine_tune_with`` from the source model on the prepared data."""
+    """``torchtransfer.train.recipe.fine_tune_with`` from the source model on the prepared data."""
     return fine_tune_with(cfg, source.load(), data.load(), hp, on_epoch)
 
 

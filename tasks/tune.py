@@ -15,13 +15,13 @@ import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.data import DataRef
-from tasks.tracking import RunRef, end, log_epoch, log_metrics, log_params, log_tags, start_child
-from tasks.train import ModelRef, fit_hparams
-from torchtransfer import study as studies
 from torchtransfer.config import ExperimentConfig, section_hash
 from torchtransfer.progress import stage, track
-from torchtransfer.search import HParams, suggest_hparams
+from torchtransfer.tune import study as studies
+from torchtransfer.tune.search import HParams, suggest_hparams
+from torchtransfer_tasks.data import DataRef
+from torchtransfer_tasks.tracking import RunRef, end, log_epoch, log_metrics, log_params, log_tags, start_child
+from torchtransfer_tasks.train import ModelRef, fit_hparams
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-import flows  # noqa: F401  (offline-quiet environment before Prefect or MLflow load)
+import torchtransfer_flows  # noqa: F401  (offline-quiet environment before Prefect or MLflow load)
 from torchtransfer.config import ExperimentConfig, load_config
-from torchtransfer.datasets import USPS_SDIST, fetch_usps_archive
+from torchtransfer.data.datasets import USPS_SDIST, fetch_usps_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -3,8 +3,9 @@
 The library is pure PyTorch (no orchestration): ``from torchtransfer import datasets, models, transfer_learner``.
 """
 
-from torchtransfer import datasets, models
-from torchtransfer.learner import TransferLearner, transfer_learner
+from torchtransfer import models
+from torchtransfer.data import datasets
+from torchtransfer.train.learner import TransferLearner, transfer_learner
 
 __version__ = "0.1.0"
 __all__ = ["TransferLearner", "__version__", "datasets", "models", "transfer_learner"]

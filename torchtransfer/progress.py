@@ -2,7 +2,7 @@
 
 The library never prints. It wraps its long loops in :func:`track`: epochs of training, the trials of a
 study, the passes of a permutation test, a dataset fetch. Nothing is shown until a front end installs a
-*sink*: the CLI installs rich progress bars when it writes to a terminal (``torchtransfer.cli_progress``);
+*sink*: the CLI installs rich progress bars when it writes to a terminal (``torchtransfer_cli.progress``);
 with ``--quiet``, in a scheduled run's log or in a test, there are no bars and the log lines say the same.
 
 A sink is any object with ``start(description, total) -> handle``, ``advance(handle, n)`` and

@@ -12,10 +12,10 @@ import urllib.parse
 import pytest
 from mlflow import MlflowClient
 
-from flows.servers import start_mlflow, start_prefect, stop
-from flows.transfer import transfer_learning
 from scripts.chromium import dump_dom
 from tests.conftest import CONF, ROOT
+from torchtransfer_cli.servers import start_mlflow, start_prefect, stop
+from torchtransfer_flows.transfer import transfer_learning
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ def test_prefect_ui_shows_the_deployment_with_its_schedule(tmp_path):
     server = start_prefect(home=tmp_path / "prefect-home", log_file=tmp_path / "prefect.log")
     try:
         env = {**os.environ, "PREFECT_API_URL": f"{server.url}/api"}
-        deployed = subprocess.run([sys.executable, "-c", "from torchtransfer.cli import main; main()", "deploy",
+        deployed = subprocess.run([sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "deploy",
                                    "--file", str(CONF / "deployments.yaml"), "--name", "nightly-mnist-usps"],
                                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
         assert deployed.returncode == 0, deployed.stderr

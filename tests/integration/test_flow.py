@@ -9,8 +9,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from typer.testing import CliRunner
 
-from flows.transfer import transfer_learning
-from torchtransfer.cli import app
+from torchtransfer_cli.app import app
+from torchtransfer_flows.transfer import transfer_learning
 
 PARENT_TAGS = ("prefect.flow_run_id", "prefect.flow_run_name", "git.commit", "git.dirty", "config.sha256",
                "data.fingerprint", "torchtransfer.version", "model.sha256", "steer.decision", "steer.reason")

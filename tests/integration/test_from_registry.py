@@ -1,9 +1,9 @@
-"""``models.from_registry`` against a real MLflow SQLite registry in tmp_path."""
+"""``registry.from_registry`` against a real MLflow SQLite registry in tmp_path."""
 
 import torch
 from mlflow import MlflowClient
 
-from torchtransfer import models
+from torchtransfer import models, registry
 
 
 def test_from_registry_starts_from_the_aliased_version(tmp_path):
@@ -19,7 +19,7 @@ def test_from_registry_starts_from_the_aliased_version(tmp_path):
                                             pip_requirements=["torch"])
         version = mlflow.register_model(info.model_uri, "digits")
         MlflowClient(uri).set_registered_model_alias("digits", "champion", version.version)
-        loaded = models.from_registry("models:/digits@champion")
+        loaded = registry.from_registry("models:/digits@champion")
     finally:
         mlflow.set_tracking_uri(None)
     x = torch.rand(2, 1, 28, 28)
@@ -29,12 +29,12 @@ def test_from_registry_starts_from_the_aliased_version(tmp_path):
 def test_from_registry_reads_the_servable_model_the_flow_registers(smoke_cfg):
     import mlflow
 
-    from flows.transfer import transfer_learning
+    from torchtransfer_flows.transfer import transfer_learning
 
     summary = transfer_learning(smoke_cfg)
     mlflow.set_tracking_uri(smoke_cfg.tracking.uri)
     try:
-        network = models.from_registry(f"models:/{summary.model_name}@champion")
+        network = registry.from_registry(f"models:/{summary.model_name}@champion")
     finally:
         mlflow.set_tracking_uri(None)
     assert hasattr(network, "features") and hasattr(network, "head")

@@ -12,10 +12,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from torchtransfer import promotion, registry
+from torchtransfer import registry
+from torchtransfer.data.splits import build_pair
 from torchtransfer.evaluation import split_fingerprint
 from torchtransfer.models import build_model
-from torchtransfer.splits import build_pair
+from torchtransfer.registry import promotion
 
 
 def _legacy_version(uri: str, model: torch.nn.Module, example: np.ndarray) -> str:

@@ -27,18 +27,18 @@ import torch
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from tasks.data import prepared_data
-from tasks.evaluate import evaluate_model
-from tasks.register import register_model
-from tasks.tracking import end_run, start_run
-from tasks.train import ModelRef
 from tests.conftest import CONF
 from torchtransfer import registry
-from torchtransfer.cli import app
 from torchtransfer.config import load_config
-from torchtransfer.datasets import USPS_SDIST, mnist
+from torchtransfer.data.datasets import USPS_SDIST, mnist
+from torchtransfer.data.splits import stratified_split
 from torchtransfer.models import build_model, save_weights
-from torchtransfer.splits import stratified_split
+from torchtransfer_cli.app import app
+from torchtransfer_tasks.data import prepared_data
+from torchtransfer_tasks.evaluate import evaluate_model
+from torchtransfer_tasks.register import register_model
+from torchtransfer_tasks.tracking import end_run, start_run
+from torchtransfer_tasks.train import ModelRef
 
 NAME = "digits"
 
@@ -202,7 +202,7 @@ def _usps_raw(cfg, n: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` USPS test digits as users have them: (n, 16, 16) uint8, straight from the archive."""
     from scipy.io import loadmat
 
-    from torchtransfer.datasets import USPS_MEMBER
+    from torchtransfer.data.datasets import USPS_MEMBER
 
     with tarfile.open(Path(cfg.cache_dir) / "archives" / USPS_SDIST) as tar:
         mat = loadmat(io.BytesIO(tar.extractfile(USPS_MEMBER).read()))
@@ -306,7 +306,7 @@ def test_mlflow_models_serve_answers_a_rest_prediction(cfg, three_runs, tmp_path
 
 @pytest.mark.slow
 def test_the_flow_evaluates_registers_and_records_its_decision(smoke_cfg, tmp_path, monkeypatch):
-    from flows.transfer import transfer_learning
+    from torchtransfer_flows.transfer import transfer_learning
 
     monkeypatch.chdir(tmp_path)  # artifacts (./mlruns) stay in tmp
 

@@ -6,10 +6,10 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from flows.reproduce import pinned_search, reproduce
-from flows.transfer import transfer_learning
-from torchtransfer.cli import app
 from torchtransfer.config import SearchConfig
+from torchtransfer_cli.app import app
+from torchtransfer_cli.reproduction import pinned_search, reproduce
+from torchtransfer_flows.transfer import transfer_learning
 
 RECORDED = ("git.commit", "git.dirty", "env.torch", "env.cuda", "env.device", "config.sha256", "data.fingerprint",
             "model.sha256")

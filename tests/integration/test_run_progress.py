@@ -18,7 +18,7 @@ def test_run_on_a_terminal_shows_named_bars_for_data_training_shift_and_trials(c
     for name in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):  # its own temporary Prefect server and stores
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
-    cmd = [sys.executable, "-m", "torchtransfer.cli", "run", "-c", "conf/default.yaml", "-c", "conf/smoke.yaml",
+    cmd = [sys.executable, "-m", "torchtransfer_cli.app", "run", "-c", "conf/default.yaml", "-c", "conf/smoke.yaml",
            "--set", f"cache_dir={cache_dir}", "--set", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
            "--set", f"tuning.storage=sqlite:///{tmp_path / 'optuna.db'}", "--set", "device=cpu"]
     shown = on_a_terminal(cmd, timeout=600)

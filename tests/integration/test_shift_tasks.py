@@ -8,11 +8,11 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tasks.data import prepare_data
-from tasks.shift import analyze_shift, measure_adapted_shift, steer_search
-from tasks.tracking import start_run
-from tasks.train import ModelRef
 from torchtransfer.models import build_model, save_weights
+from torchtransfer_tasks.data import prepare_data
+from torchtransfer_tasks.shift import analyze_shift, measure_adapted_shift, steer_search
+from torchtransfer_tasks.tracking import start_run
+from torchtransfer_tasks.train import ModelRef
 
 
 def test_shift_tasks_report_log_and_steer_both_ways(smoke_cfg, tmp_path):

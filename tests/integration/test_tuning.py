@@ -13,10 +13,10 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from flows.transfer import transfer_learning
-from tasks.tune import study_name
 from tests.conftest import ROOT
-from torchtransfer import study as studies
+from torchtransfer.tune import study as studies
+from torchtransfer_flows.transfer import transfer_learning
+from torchtransfer_tasks.tune import study_name
 
 SLOW_TRIALS = ["tuning.n_trials=4", "tuning.pruner=none", "search.epochs.low=4", "search.epochs.high=4"]
 
@@ -49,7 +49,7 @@ def test_kill_9_during_tuning_then_the_rerun_resumes_without_duplicates(smoke_cf
     overrides = [f"cache_dir={cfg.cache_dir}", f"tracking.uri={cfg.tracking.uri}", f"tuning.storage={url}",
                  "device=cpu", *SLOW_TRIALS]
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
-    cmd = [sys.executable, "-m", "flows.transfer", "--config", "conf/default.yaml", "conf/smoke.yaml"]
+    cmd = [sys.executable, "-m", "torchtransfer_flows.transfer", "--config", "conf/default.yaml", "conf/smoke.yaml"]
     for o in overrides:
         cmd += ["--set", o]
     victim = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,

@@ -7,7 +7,7 @@ import os
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.servers import start_prefect, stop
+from torchtransfer_cli.servers import start_prefect, stop
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
 from prefect.deployments import run_deployment
 
-from flows.servers import stop
 from tests.conftest import CONF, ROOT
+from torchtransfer_cli.servers import stop
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def _deployments_file(tmp_path: Path, cache_dir: Path, name: str = "smoke-nightl
 
 
 def _cli(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-c", "from torchtransfer.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", "from torchtransfer_cli.app import main; main()", *args]
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
@@ -89,7 +89,7 @@ def test_a_served_deployment_runs_when_triggered(prefect_server, server_env, tmp
     path = _deployments_file(tmp_path, cache_dir, "smoke-served", interval=3600, timezone="UTC")
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (closed below)
     serve = subprocess.Popen(
-        [sys.executable, "-c", "from torchtransfer.cli import main; main()", "serve", "--file", str(path)],
+        [sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "serve", "--file", str(path)],
         env=server_env, cwd=ROOT, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300  # a loaded machine imports torch, Prefect and MLflow slowly

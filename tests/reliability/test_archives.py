@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.reliability.test_security import PROJECT_CODE
-from torchtransfer.archives import UnsafeArchive, safe_extract
+from torchtransfer.data.archives import UnsafeArchive, safe_extract
 
 
 def _tar(path, *members: tarfile.TarInfo) -> None:

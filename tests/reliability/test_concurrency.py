@@ -13,14 +13,15 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import ROOT
-from torchtransfer import registry, study
+from torchtransfer import registry
+from torchtransfer.tune import study
 
 N_PROCESSES = 4
 
 
 def _open_stores(urls: tuple[str, str]) -> str:
     """In a fresh process: open the Optuna study and the MLflow experiment as a flow run does."""
-    from tasks.tracking import ensure_experiment, open_client
+    from torchtransfer_tasks.tracking import ensure_experiment, open_client
 
     optuna_url, mlflow_url = urls
     try:
@@ -47,8 +48,8 @@ def test_processes_creating_fresh_sqlite_stores_at_once_all_succeed(tmp_path):
 
 def _bump_under_promotion_lock(args: tuple[str, float]) -> None:
     """At ``start_at``, read-modify-write a registered-model tag, as a champion decision does."""
-    from tasks.tracking import open_client
     from torchtransfer.locking import promotion_lock
+    from torchtransfer_tasks.tracking import open_client
 
     url, start_at = args
     client = open_client(url)
@@ -72,7 +73,7 @@ def test_two_flow_runs_at_once_both_complete_and_nothing_is_lost(cache_dir, tmp_
     tracking, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")  # both processes share it, as two `make run` would
-    cmd = [sys.executable, "-c", "from torchtransfer.cli import main; main()", "run", "-c", "conf/default.yaml",
+    cmd = [sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "run", "-c", "conf/default.yaml",
            "-c", "conf/smoke.yaml", "--set", f"cache_dir={cache_dir}", "--set", f"tracking.uri={tracking}",
            "--set", f"tuning.storage={storage}", "--set", "device=cpu"]
     procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

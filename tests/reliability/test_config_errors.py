@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import CONF
-from torchtransfer.cli import app
+from torchtransfer_cli.app import app
 
 CASES = {
     "unknown key": ("train:\n  batchsize: 3\n", [], "train.batchsize"),

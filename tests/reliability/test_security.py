@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from flows import servers
-from tasks.tracking import credentials_to_env, redact
 from tests.conftest import ROOT
-from torchtransfer import cli_orchestration, datasets
+from torchtransfer.data import datasets
+from torchtransfer_cli import orchestration as cli_orchestration
+from torchtransfer_cli import servers
+from torchtransfer_tasks.tracking import credentials_to_env, redact
 
 PROJECT_CODE = [p for d in ("torchtransfer", "tasks", "flows", "benchmarks", "scripts")
                 for p in (ROOT / d).rglob("*.py")]
@@ -52,7 +53,7 @@ def _other_address() -> str | None:
 @pytest.mark.slow
 def test_torchtransfer_ui_answers_on_loopback_only(tmp_path):
     prefect_port, mlflow_port = servers.free_port(), servers.free_port()
-    cmd = [sys.executable, "-c", "from torchtransfer.cli import main; main()", "ui", "--backend",
+    cmd = [sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "ui", "--backend",
            f"sqlite:///{tmp_path / 'mlflow.db'}", "--prefect-port", str(prefect_port),
            "--mlflow-port", str(mlflow_port)]
     env = {**__import__("os").environ, "PREFECT_HOME": str(tmp_path)}

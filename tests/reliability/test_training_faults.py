@@ -8,8 +8,8 @@ import torch
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from flows.transfer import transfer_learning
-from torchtransfer.cli import app
+from torchtransfer_cli.app import app
+from torchtransfer_flows.transfer import transfer_learning
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.servers import Server, start_mlflow, start_prefect, stop
+from torchtransfer_cli.servers import Server, start_mlflow, start_prefect, stop
 
 PG_ENV = "TORCHTRANSFER_PG_URL"
 

@@ -71,13 +71,14 @@ def test_flow_with_two_dask_workers_and_a_second_machine_worker_on_postgres(pg_s
     stack, logs = pg_stack, pg_stack.logs
     config = ["--config", "conf/default.yaml", "conf/smoke.yaml"]
     with open(logs / "flow.log", "wb") as flow_log, open(logs / "worker.log", "wb") as worker_log:
-        flow = subprocess.Popen([sys.executable, "-m", "flows.transfer", *config, *_overrides(smoke_cfg, stack)],
+        flow = subprocess.Popen([sys.executable, "-m", "torchtransfer_flows.transfer", *config,
+                                 *_overrides(smoke_cfg, stack)],
                                 cwd=ROOT, env=_env(stack, tmp_path, "home-flow"), stdout=flow_log,
                                 stderr=subprocess.STDOUT)
         try:
             _wait_for_study(stack.optuna_url, flow)
             worker = subprocess.run(
-                [sys.executable, "-m", "torchtransfer.cli", "tune-worker", "-c", "conf/default.yaml", "-c",
+                [sys.executable, "-m", "torchtransfer_cli.app", "tune-worker", "-c", "conf/default.yaml", "-c",
                  "conf/smoke.yaml", *_overrides(smoke_cfg, stack), "--trials", "2", "--worker", "second-machine"],
                 cwd=ROOT, env=_env(stack, tmp_path, "home-worker"), stdout=worker_log, stderr=subprocess.STDOUT,
                 timeout=600)
@@ -125,7 +126,7 @@ def test_flow_with_two_dask_workers_and_a_second_machine_worker_on_postgres(pg_s
 
 def _dask_cluster(env: dict[str, str], logs: Path) -> tuple[str, list[subprocess.Popen]]:
     """`dask scheduler` and `dask worker --nworkers 2` as separate processes (as on other machines)."""
-    from flows.servers import _bin, free_port
+    from torchtransfer_cli.servers import _bin, free_port
 
     address = f"tcp://127.0.0.1:{free_port()}"
     commands = {"dask-scheduler": ["scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":")[-1]],
@@ -141,7 +142,7 @@ def _dask_cluster(env: dict[str, str], logs: Path) -> tuple[str, list[subprocess
 def test_trials_run_on_an_external_dask_cluster_at_tuning_dask_address(pg_stack, smoke_cfg, tmp_path):
     from distributed import Client
 
-    from flows.servers import stop
+    from torchtransfer_cli.servers import stop
 
     stack, logs = pg_stack, pg_stack.logs
     env = _env(stack, tmp_path, "home-dask")
@@ -152,7 +153,7 @@ def test_trials_run_on_an_external_dask_cluster_at_tuning_dask_address(pg_stack,
             dask_pids = set(client.run(os.getpid).values())
         sets = [*_overrides(smoke_cfg, stack), "--set", f"tuning.dask_address={address}", "--set",
                 "tuning.n_trials=2"]
-        flow = subprocess.run([sys.executable, "-m", "flows.transfer", "--config", "conf/default.yaml",
+        flow = subprocess.run([sys.executable, "-m", "torchtransfer_flows.transfer", "--config", "conf/default.yaml",
                                "conf/smoke.yaml", *sets], cwd=ROOT, env=_env(stack, tmp_path, "home-flow"),
                               capture_output=True, text=True, timeout=600)
     finally:

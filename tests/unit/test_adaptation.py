@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchtransfer.adaptation import (
+from torchtransfer.train.adaptation import (
     AdaptationSpec,
     coral_loss,
     domain_loss,
@@ -113,7 +113,7 @@ def test_the_search_space_chooses_the_method_and_replays_it(tmp_path):
     import optuna
 
     from torchtransfer.config import SearchConfig, load_config
-    from torchtransfer.search import steer, suggest_hparams
+    from torchtransfer.tune.search import steer, suggest_hparams
 
     space = SearchConfig(method=("none", "dan", "dann", "coral", "reweight"))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")

@@ -4,8 +4,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from torchtransfer.cli import app
-from torchtransfer.cli_data import app as data_app
+from torchtransfer_cli.app import app
+from torchtransfer_cli.data import app as data_app
 
 
 def _commands(root: typer.Typer, prefix=()):

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from torchtransfer.cli import app
+from torchtransfer_cli.app import app
 
 runner = CliRunner()
 

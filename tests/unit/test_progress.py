@@ -77,7 +77,7 @@ def test_torchtransfer_shift_draws_a_bar_on_a_terminal_and_none_in_a_log(tmp_pat
     rng = np.random.default_rng(0)
     for name, mean in (("a", 0.0), ("b", 0.3)):
         np.save(tmp_path / f"{name}.npy", rng.normal(mean, size=(400, 16)).astype("float32"))
-    cmd = [sys.executable, "-m", "torchtransfer.cli", "shift", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
+    cmd = [sys.executable, "-m", "torchtransfer_cli.app", "shift", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
            "-B", "3000"]
     shown = on_a_terminal(cmd)
     assert "permutations" in shown and "/3000" in shown and "━" in shown

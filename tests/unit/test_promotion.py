@@ -2,7 +2,7 @@
 
 import pytest
 
-from torchtransfer.promotion import Scored, passes
+from torchtransfer.registry.promotion import Scored, passes
 
 FP = "a" * 64
 

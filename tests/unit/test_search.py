@@ -1,7 +1,7 @@
 import optuna
 
 from torchtransfer.config import FloatRange, IntRange, SearchConfig
-from torchtransfer.search import HParams, suggest_hparams
+from torchtransfer.tune.search import HParams, suggest_hparams
 
 
 def test_suggest_inside_the_space_with_a_real_trial():

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from torchtransfer.models import build_model
-from torchtransfer.serving import ServableModel, as_unit_float, read_images, servable_for
+from torchtransfer.registry.serving import ServableModel, as_unit_float, read_images, servable_for
 
 
 @pytest.fixture(scope="module")

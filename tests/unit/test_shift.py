@@ -6,7 +6,7 @@ import torch
 from scipy import stats
 
 from torchtransfer import shift
-from torchtransfer.a_distance import proxy_a_distance
+from torchtransfer.shift.a_distance import proxy_a_distance
 
 
 def _gauss(n, d, seed, mean=0.0):

@@ -1,7 +1,8 @@
 import numpy as np
 import torch
 
-from torchtransfer import shift, shift_report
+from torchtransfer import shift
+from torchtransfer.shift import report as shift_report
 
 
 def _gauss(n, d, seed, mean=0.0):

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from torchtransfer.datasets import Domain
-from torchtransfer.splits import fingerprint, hide_labels, stratified_split
+from torchtransfer.data.datasets import Domain
+from torchtransfer.data.splits import fingerprint, hide_labels, stratified_split
 
 Y = torch.arange(1000) % 10
 SIZES = {"train": 500, "val": 100, "test": 300}

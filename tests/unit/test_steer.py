@@ -3,7 +3,7 @@
 import pytest
 
 from torchtransfer.config import FloatRange, SearchConfig
-from torchtransfer.search import steer
+from torchtransfer.tune.search import steer
 
 SPACE = SearchConfig(method=("none", "dann", "dan"), adaptation_weight=FloatRange(low=0.1, high=1.0))
 

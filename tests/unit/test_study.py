@@ -1,8 +1,8 @@
 import optuna
 import pytest
 
-from torchtransfer import study as studies
 from torchtransfer.config import check_parallel
+from torchtransfer.tune import study as studies
 
 
 def test_storage_by_url(tmp_path):

@@ -2,10 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from torchtransfer import models, strategies, transfer_learner
-from torchtransfer.adaptation import AdaptationSpec
-from torchtransfer.datasets import Domain
-from torchtransfer.optim import OptimConfig, lr_factor
+from torchtransfer import models, transfer_learner
+from torchtransfer.data.datasets import Domain
+from torchtransfer.train import strategies
+from torchtransfer.train.adaptation import AdaptationSpec
+from torchtransfer.train.optim import OptimConfig, lr_factor
 
 
 def _domain(n, seed, shift=0.0, size=28):

@@ -115,7 +115,7 @@ def compare(original, again, tolerance: float) -> list[Row]:
 def reproduce(run_id: str, tracking_uri: str, mode: Literal["final", "full"] = "final", tolerance: float = 0.0,
               workdir: Path | None = None) -> Report:
     """Re-run ``run_id`` and compare its metrics (and, at zero tolerance, its weights' sha256)."""
-    from flows.transfer import transfer_learning
+    from torchtransfer_flows.transfer import transfer_learning
 
     client = MlflowClient(tracking_uri)
     original = client.get_run(run_id)

@@ -135,7 +135,7 @@ def predict(model_uri: Annotated[str, typer.Argument(help="e.g. models:/NAME@cha
     Example: torchtransfer predict models:/torchtransfer-mnist-usps@champion digits/ -o preds.csv
     """
     from torchtransfer import registry
-    from torchtransfer.serving import read_images
+    from torchtransfer.registry.serving import read_images
 
     try:
         names, images = read_images(input_path)

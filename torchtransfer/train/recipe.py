@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 from torch import nn
 
-from torchtransfer.adaptation import AdaptationSpec
-from torchtransfer.augment import Affine
 from torchtransfer.config import ExperimentConfig
-from torchtransfer.learner import EpochStats, FitResult, transfer_learner
+from torchtransfer.data.augment import Affine
+from torchtransfer.data.splits import DomainPair
 from torchtransfer.models import build_model
-from torchtransfer.search import HParams
-from torchtransfer.splits import DomainPair
+from torchtransfer.train.adaptation import AdaptationSpec
+from torchtransfer.train.learner import EpochStats, FitResult, transfer_learner
+from torchtransfer.tune.search import HParams
 
 
 def fine_tune_with(cfg: ExperimentConfig, model: nn.Module, pair: DomainPair, hp: HParams,

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from torchtransfer.datasets import Domain
+from torchtransfer.data.datasets import Domain
 
 Data = Domain | Dataset
 

@@ -30,7 +30,7 @@ def reproduce(
     if mode not in ("final", "full"):
         Console(stderr=True).print(f"--mode {mode!r}: expected final or full")
         raise typer.Exit(2)
-    from flows.reproduce import reproduce as run_reproduction
+    from torchtransfer_cli.reproduction import reproduce as run_reproduction
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or TrackingConfig().uri
     mode_: Literal["final", "full"] = mode  # type: ignore[assignment]

@@ -1,4 +1,4 @@
-"""The model registry: ``lenet`` (digits), ``resnet18/34/50``, ``efficientnet_lite0``, ``from_registry``.
+"""The model zoo: ``lenet`` (digits), ``resnet18/34/50``, ``efficientnet_lite0``.
 
 Every model maps images (N, C, H, W) in [0, 1] to logits (N, num_classes) and exposes the contract the
 learner uses: ``features(x) -> (N, feature_dim)`` (the representation adaptation losses compare), ``head``
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from torchtransfer.backbones import efficientnet_lite0, resnet
+from torchtransfer.models.backbones import efficientnet_lite0, resnet
 
 
 class LeNet(nn.Module):
@@ -88,29 +88,6 @@ def build_model(backbone: str, num_classes: int, seed: int, pretrained: bool = F
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return BACKBONES[backbone](num_classes=num_classes, pretrained=pretrained)
-
-
-def from_registry(uri: str) -> nn.Module:
-    """The trained network of a registered MLflow model, e.g. ``from_registry("models:/NAME@champion")``.
-
-    Reads the servable pyfunc models the flow registers (their ``backbone``), and pytorch-flavour models.
-    """
-    if not uri.startswith(("models:/", "runs:/")):
-        raise ValueError(f"{uri!r}: expected a models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ URI")
-    from mlflow.models import get_model_info
-
-    if "pytorch" in get_model_info(uri).flavors:
-        import mlflow.pytorch
-
-        model = mlflow.pytorch.load_model(uri, map_location="cpu")
-    else:
-        from torchtransfer.registry import load_servable
-
-        model = load_servable(uri).backbone
-    if not (hasattr(model, "features") and hasattr(model, "head")):
-        raise TypeError(f"{uri}: loaded a {type(model).__name__} without features/head; register a model "
-                        "built by torchtransfer.models")
-    return model
 
 
 def save_weights(model: nn.Module, path: Path) -> str:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from torchtransfer.archives import safe_extract
+from torchtransfer.data.archives import safe_extract
 from torchtransfer.progress import track
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batch
 def cifar_transform(train: bool = False, size: int = 32):
     """PIL image → float tensor (3, size, size) in [0, 1]; ``train`` adds random crop (pad 4) and h-flip.
 
-    Normalisation happens inside the model (``torchtransfer.backbones``), so one transform serves every backbone.
+    Normalisation happens inside the model (``torchtransfer.models.backbones``), so one transform serves every backbone.
     """
     from torchvision import transforms as T
 

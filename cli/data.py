@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from torchtransfer import datasets
+from torchtransfer.data import datasets
 
 console = Console()
 app = typer.Typer(help="List and fetch the offline datasets.", no_args_is_help=True)

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from torchtransfer import batches, strategies
+from torchtransfer.data import batches
 from torchtransfer.evaluation import classification_metrics
-from torchtransfer.optim import make_optimizer, make_scheduler
+from torchtransfer.train import strategies
+from torchtransfer.train.optim import make_optimizer, make_scheduler
 
 if TYPE_CHECKING:
-    from torchtransfer.learner import EpochStats, TransferLearner
+    from torchtransfer.train.learner import EpochStats, TransferLearner
 
 
 def cached_features(learner: TransferLearner, data: batches.Data) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,7 +35,7 @@ def cached_features(learner: TransferLearner, data: batches.Data) -> tuple[torch
 def fit_head_on_cache(learner: TransferLearner, data: batches.Data, val_data: batches.Data | None, epochs: int,
                       batch_size: int, gen: torch.Generator) -> Iterator[EpochStats]:
     """Yield ``EpochStats`` per epoch of head-only training on cached features."""
-    from torchtransfer.learner import EpochStats
+    from torchtransfer.train.learner import EpochStats
 
     model, cfg = learner.model, learner.optim
     strategies.freeze(model, 0)

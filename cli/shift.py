@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from torchtransfer.cli_progress import bars
+from torchtransfer_cli.progress import bars
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -113,7 +113,7 @@ def shift(
 
     Example: torchtransfer shift before.npy after.npy --permutations 2000 --fail-on-shift
     """
-    from torchtransfer import shift_report
+    from torchtransfer.shift import report as shift_report
 
     try:
         (xa, la), (xb, lb) = (load_samples(p, mode=mode, size=size) for p in (a, b))

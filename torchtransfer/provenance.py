@@ -11,7 +11,7 @@ import torch
 
 import torchtransfer
 from torchtransfer.config import ExperimentConfig
-from torchtransfer.learner import resolve_device
+from torchtransfer.train.learner import resolve_device
 
 PROJECT_ROOT = Path(torchtransfer.__file__).resolve().parents[1]
 

@@ -12,8 +12,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from torchtransfer.cli_progress import bars
 from torchtransfer.config import ConfigError, ExperimentConfig, load_config
+from torchtransfer_cli.progress import bars
 
 app = typer.Typer(help="Transfer learning for PyTorch as a tracked, reproducible Prefect flow.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -52,9 +52,9 @@ def run(config: ConfigFiles = None, overrides: Overrides = None,
     cfg = _load(config, overrides)
     if quiet:
         _quiet()
-    from flows.servers import check_prefect_api  # Prefect is imported only when a flow runs
-    from flows.transfer import transfer_learning
-    from tasks.tracking import redact
+    from torchtransfer_cli.servers import check_prefect_api  # Prefect is imported only when a flow runs
+    from torchtransfer_flows.transfer import transfer_learning
+    from torchtransfer_tasks.tracking import redact
 
     try:
         check_prefect_api()
@@ -91,7 +91,12 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
 
 
 def _register_commands() -> None:
-    from torchtransfer import cli_data, cli_orchestration, cli_registry, cli_reproduce, cli_scaleout, cli_shift
+    from torchtransfer_cli import data as cli_data
+    from torchtransfer_cli import orchestration as cli_orchestration
+    from torchtransfer_cli import registry as cli_registry
+    from torchtransfer_cli import reproduce as cli_reproduce
+    from torchtransfer_cli import scaleout as cli_scaleout
+    from torchtransfer_cli import shift as cli_shift
 
     cli_data.register(app)
     cli_orchestration.register(app)
@@ -105,7 +110,7 @@ _register_commands()
 
 
 def main() -> None:
-    import flows  # noqa: F401  (sets the offline-quiet environment before Prefect or MLflow load)
+    import torchtransfer_flows  # noqa: F401  (sets the offline-quiet environment before Prefect or MLflow load)
 
     logging.getLogger("torchtransfer").setLevel(logging.INFO)
     app()

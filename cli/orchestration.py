@@ -26,7 +26,7 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _require_server() -> str:
-    from flows.servers import configured_api_url
+    from torchtransfer_cli.servers import configured_api_url
 
     url = configured_api_url()
     if not url:
@@ -44,7 +44,7 @@ def deploy(file: DeploymentsPath = DEFAULT_DEPLOYMENTS, names: Names = None,
     Example: PREFECT_API_URL=http://127.0.0.1:4200/api torchtransfer deploy -n nightly-mnist-usps
     Then run them with: prefect worker start --pool torchtransfer
     """
-    from flows import deployments
+    from torchtransfer_flows import deployments
 
     if write_prefect_yaml is not None:
         write_prefect_yaml.write_text(deployments.prefect_yaml(file))
@@ -66,7 +66,7 @@ def serve(file: DeploymentsPath = DEFAULT_DEPLOYMENTS, names: Names = None) -> N
 
     Example: PREFECT_API_URL=http://127.0.0.1:4200/api torchtransfer serve -n nightly-mnist-usps
     """
-    from flows import deployments
+    from torchtransfer_flows import deployments
 
     _require_server()
     try:
@@ -84,7 +84,7 @@ def ui(backend: Annotated[str, typer.Option(help="MLflow backend store.")] = "sq
 
     Example: torchtransfer ui   # then export PREFECT_API_URL=http://127.0.0.1:4200/api
     """
-    from flows.servers import local_ui
+    from torchtransfer_cli.servers import local_ui
 
     with local_ui(backend, host, prefect_port, mlflow_port) as servers:
         for server in servers:

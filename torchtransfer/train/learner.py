@@ -1,7 +1,8 @@
 """``transfer_learner(model, lr=..., momentum=..., nesterov=...)`` → a ``TransferLearner`` that fits and evaluates.
 
-``fit`` trains with a strategy (``torchtransfer.strategies``), an optimiser and schedule
-(``torchtransfer.optim``) and optionally a domain-adaptation method (``torchtransfer.adaptation``). Per step:
+``fit`` trains with a strategy (``torchtransfer.train.strategies``), an optimiser and schedule
+(``torchtransfer.train.optim``) and optionally a domain-adaptation method (``torchtransfer.train.adaptation``).
+Per step:
 
 .. math:: L = \\frac1m \\sum_i w_i\\,\\mathrm{CE}_\\epsilon(h(f(x^s_i)), y_i) + L_\\text{align}(f(X^s), f(X^t))
           + \\eta\\,\\rho(p)\\,H(h(f(X^t)))
@@ -25,13 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from torchtransfer import batches, strategies
-from torchtransfer.adaptation import AdaptationSpec, entropy, make_aligner
-from torchtransfer.augment import Affine, as_augment
+from torchtransfer.data import batches
+from torchtransfer.data.augment import Affine, as_augment
 from torchtransfer.evaluation import classification_metrics
-from torchtransfer.feature_cache import fit_head_on_cache
-from torchtransfer.optim import OptimConfig, make_optimizer, make_scheduler
 from torchtransfer.progress import track
+from torchtransfer.train import strategies
+from torchtransfer.train.adaptation import AdaptationSpec, entropy, make_aligner
+from torchtransfer.train.feature_cache import fit_head_on_cache
+from torchtransfer.train.optim import OptimConfig, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows import OFFLINE_DEFAULTS
+from torchtransfer_flows import OFFLINE_DEFAULTS
 
 
 @dataclass(frozen=True)

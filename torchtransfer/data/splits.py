@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from torchtransfer.config import DataConfig
-from torchtransfer.datasets import Domain, load_domain
+from torchtransfer.data.datasets import Domain, load_domain
 
 SPLITS = ("source_train", "source_val", "source_test", "target_train", "target_val", "target_test")
 

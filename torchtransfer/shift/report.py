@@ -17,8 +17,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from torchtransfer import shift
-from torchtransfer.a_distance import proxy_a_distance
+from torchtransfer.shift import mmd as shift
+from torchtransfer.shift.a_distance import proxy_a_distance
 
 
 def analyze(x: shift.ArrayLike, y: shift.ArrayLike, *, n_permutations: int = 1000,

@@ -35,9 +35,10 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
+from torch import nn
 
-from torchtransfer.promotion import Scored
-from torchtransfer.serving import ServableModel
+from torchtransfer.registry.promotion import Scored
+from torchtransfer.registry.serving import ServableModel
 
 log = logging.getLogger(__name__)
 
@@ -300,3 +301,24 @@ def move_alias(client: MlflowClient, name: str, alias: str, version: str, entry:
         else:
             client.delete_registered_model_alias(name, alias)
         raise
+
+
+def from_registry(uri: str) -> nn.Module:
+    """The trained network of a registered MLflow model, e.g. ``from_registry("models:/NAME@champion")``.
+
+    Reads the servable pyfunc models the flow registers (their ``backbone``), and pytorch-flavour models.
+    """
+    if not uri.startswith(("models:/", "runs:/")):
+        raise ValueError(f"{uri!r}: expected a models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ URI")
+    from mlflow.models import get_model_info
+
+    if "pytorch" in get_model_info(uri).flavors:
+        import mlflow.pytorch
+
+        model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    else:
+        model = load_servable(uri).backbone
+    if not (hasattr(model, "features") and hasattr(model, "head")):
+        raise TypeError(f"{uri}: loaded a {type(model).__name__} without features/head; register a model "
+                        "built by torchtransfer.models")
+    return model

@@ -23,7 +23,7 @@ def tune_worker(
 
     Example: torchtransfer tune-worker -c conf/default.yaml --set tuning.storage=postgresql://u:pw@db/optuna -n 4
     """
-    from torchtransfer.cli import _load
+    from torchtransfer_cli.app import _load
 
     cfg = _load(config, overrides)
     if cfg.tuning.storage.startswith("sqlite:"):
@@ -32,8 +32,8 @@ def tune_worker(
         raise typer.Exit(2)
     if worker:
         os.environ["TORCHTRANSFER_WORKER"] = worker
-    from flows.scaleout import tune_worker as worker_flow
-    from tasks.tracking import redact
+    from torchtransfer_flows.scaleout import tune_worker as worker_flow
+    from torchtransfer_tasks.tracking import redact
 
     try:
         report = worker_flow(cfg, trials)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from torchtransfer.shift import ArrayLike, _pair
+from torchtransfer.shift.mmd import ArrayLike, _pair
 
 
 def _logistic_newton(feats: Tensor, labels: Tensor, l2: float, steps: int) -> Tensor:
