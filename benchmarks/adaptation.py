@@ -126,7 +126,7 @@ def main() -> None:
                 r["direction"] == direction and r["seed"] == seed and r["method"] == m for r in done)]
             if not todo:
                 continue
-            pair = build_pair(cfg.data, seed, Path(cfg.cache_dir).expanduser())
+            pair = build_pair(cfg.data, seed, cfg.cache_path)
             source = source_model(cfg, pair, seed, args.cache)
             for method in todo:
                 row = {"direction": direction, "seed": seed, "method": method,

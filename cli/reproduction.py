@@ -18,11 +18,12 @@ from typing import Literal
 import yaml
 from mlflow import MlflowClient
 
+from torchtransfer import keys
 from torchtransfer.config import ExperimentConfig, FloatRange, IntRange, SearchConfig
 
-COMPARED = ("shift/mmd2", "shift/p_value", "tuning/best_value", "test/target_acc", "test/target_macro_f1",
-            "test/source_acc", "baseline/target_acc", "test/gain")
-PROVENANCE = {"git.commit": "code", "git.dirty": "code", "data.fingerprint": "data", "env.torch": "environment",
+COMPARED = (keys.SHIFT_MMD2, keys.SHIFT_P_VALUE, keys.TUNING_BEST_VALUE, keys.TARGET_ACC, keys.TARGET_MACRO_F1,
+            keys.SOURCE_ACC, keys.BASELINE_TARGET_ACC, keys.GAIN)
+PROVENANCE = {"git.commit": "code", "git.dirty": "code", keys.DATA_FINGERPRINT: "data", "env.torch": "environment",
               "env.device": "environment"}
 
 

@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from torchtransfer.config import ConfigError
+from torchtransfer_cli.common import load_or_exit
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -23,20 +26,21 @@ def tune_worker(
 
     Example: torchtransfer tune-worker -c conf/default.yaml --set tuning.storage=postgresql://u:pw@db/optuna -n 4
     """
-    from torchtransfer_cli.app import _load
-
-    cfg = _load(config, overrides)
+    cfg = load_or_exit(config, overrides)
     if cfg.tuning.storage.startswith("sqlite:"):
         err_console.print(f"[bold red]config error[/]\ntuning.storage {cfg.tuning.storage!r} is SQLite: other "
                           "workers cannot share it. Use postgresql://... or journal:///shared/path", highlight=False)
         raise typer.Exit(2)
     if worker:
         os.environ["TORCHTRANSFER_WORKER"] = worker
+    from torchtransfer.uris import redact
     from torchtransfer_flows.scaleout import tune_worker as worker_flow
-    from torchtransfer_tasks.tracking import redact
 
     try:
         report = worker_flow(cfg, trials)
+    except ConfigError as exc:  # preflight: nothing was started
+        err_console.print(f"[bold red]config error[/]\n{redact(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
     except Exception as exc:
         err_console.print(f"[bold red]worker failed:[/] {type(exc).__name__}: {redact(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

@@ -18,45 +18,22 @@ from rich.table import Table
 
 from torchtransfer_cli.progress import bars
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-def _read_folder(path: Path, mode: str, size: tuple[int, int] | None) -> tuple[np.ndarray, list[str] | None]:
-    from PIL import Image
-
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-    arrays = []
-    for f in files:
-        image = Image.open(f).convert(mode)
-        image = image.resize(size) if size else image
-        if arrays and image.size != (arrays[0].shape[1], arrays[0].shape[0]):
-            raise ValueError(f"{f}: size {image.size} differs from {files[0].name}'s; pass --size W H")
-        arrays.append(np.asarray(image, dtype=np.float32) / 255.0)
-    classes = [f.parent.relative_to(path).as_posix() for f in files]
-    return np.stack(arrays), (classes if "." not in classes else None)
-
 
 def load_samples(path: Path, *, mode: str = "L", size: tuple[int, int] | None = None,
                  ) -> tuple[np.ndarray, list[str] | None]:
-    """(N, ...) samples and optional per-sample class names from an .npy/.npz file or an image folder."""
+    """(N, ...) samples and optional per-sample class names from an .npy/.npz file or an image folder (read
+    by ``torchtransfer.data.images``, sub-folders as class names, values scaled to [0, 1])."""
+    from torchtransfer.data import images
+
     path = Path(path).expanduser()
     if not path.exists():
         raise ValueError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _read_folder(path, mode, size)
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False), None
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            keys = list(archive.keys())
-            if "x" not in keys and len(keys) != 1:
-                raise ValueError(f"{path}: holds arrays {keys}; name the samples 'x' (and labels 'y')")
-            x = archive["x" if "x" in keys else keys[0]]
-            labels = [str(v) for v in archive["y"].reshape(-1)] if "y" in keys else None
-            return x, labels
-    raise ValueError(f"{path}: expected an .npy file, an .npz file or a folder of images")
+        files, batch = images.read_folder(path, mode, size, recursive=True)
+        classes = [f.parent.relative_to(path).as_posix() for f in files]
+        return batch.astype(np.float32) / 255.0, (classes if "." not in classes else None)
+    x, y = images.read_arrays(path)
+    return x, ([str(v) for v in y.reshape(-1)] if y is not None else None)
 
 
 def _subsample(x: np.ndarray, labels: list[str] | None, n: int, seed: int):

@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from prefect import flow, get_run_logger
 
 from torchtransfer.config import ExperimentConfig
+from torchtransfer.train.recipe import FineTuning, SourceTraining
 from torchtransfer.tune import study as studies
 from torchtransfer_flows.transfer import parent_run
 from torchtransfer_tasks.data import prepared_data
+from torchtransfer_tasks.preflight import preflight
 from torchtransfer_tasks.shift import analyze_shift, steer_search
-from torchtransfer_tasks.tracking import log_tags
+from torchtransfer_tasks.tracking import log_params, log_tags
 from torchtransfer_tasks.train import source_model
-from torchtransfer_tasks.tune import open_study, run_trials, worker_id
+from torchtransfer_tasks.tune import open_study, run_trials, study_spec, worker_id
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,18 @@ def tune_worker(cfg: ExperimentConfig, n_trials: int, sampler_offset: int = 1000
     """Data → source model → shift steering (as the flow) → open the study → run ``n_trials`` trials.
 
     ``sampler_offset`` shifts this worker's sampler seed away from the flow's own workers (0, 1, ...)."""
+    preflight(cfg.data, cfg.tuning.storage, cfg.tracking.uri)
+    cache = cfg.cache_path
+    fine_tuning = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device)
     with parent_run(cfg) as run:
         log_tags(run, {"torchtransfer.role": "tune-worker", "torchtransfer.worker": worker_id()})
-        data = prepared_data(cfg, run)
-        source = source_model(cfg, data, run)
-        steered = steer_search(cfg, analyze_shift(data, source, cfg.shift, cfg.seed, run), run)
-        name, _ = open_study(steered, data, run)
-        run_trials(steered, data, source, run, name, n_trials, sampler_offset)
-    counts = studies.counts(studies.load_or_create(name, cfg.tuning.storage, cfg.seed, cfg.tuning.pruner))
-    get_run_logger().info("worker %s ran %d trials of %s; study now %s", worker_id(), n_trials, name, counts)
-    return WorkerReport(worker_id(), run.run_id, name, n_trials, counts)
+        log_params(run, {"seed.sampler.worker": cfg.seed + sampler_offset})
+        data = prepared_data(cfg.data, cfg.seed, cache, run)
+        source = source_model(SourceTraining(cfg.model, cfg.pretrain, cfg.seed, cfg.device), data, cache, run)
+        space = steer_search(cfg.search, cfg.shift, analyze_shift(data, source, cfg.shift, cfg.seed, run), run)
+        study = study_spec(cfg.experiment, cfg.tuning, space, fine_tuning, source, data.fingerprint)
+        open_study(study, cfg.tuning.n_trials, run)
+        ran = run_trials(study, space, fine_tuning, cfg.tuning, data, source, run, n_trials, sampler_offset)
+    counts = studies.counts(study.open())
+    get_run_logger().info("worker %s ran %d trials of %s; study now %s", worker_id(), ran, study.name, counts)
+    return WorkerReport(worker_id(), run.run_id, study.name, ran, counts)

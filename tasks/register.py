@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from torchtransfer import registry
+from torchtransfer import keys, registry
 from torchtransfer.config import RegistryConfig
 from torchtransfer.evaluation import split_fingerprint
 from torchtransfer.locking import promotion_lock
@@ -33,9 +33,9 @@ class Registered:
 def version_tags(metrics: dict[str, float], data: DataRef, test_fingerprint: str, model: ModelRef,
                  run_tags: dict[str, str]) -> dict[str, str]:
     """Run id, data and test-split fingerprints, config hash, weights hash and test metrics (``test.target_acc``)."""
-    return {"data.fingerprint": data.fingerprint, "test.fingerprint": test_fingerprint,
-            "config.sha256": run_tags.get("config.sha256", ""), "model.sha256": model.sha256,
-            **{k.replace("/", "."): f"{v:.6f}" for k, v in metrics.items()}}
+    return {keys.DATA_FINGERPRINT: data.fingerprint, keys.TEST_FINGERPRINT: test_fingerprint,
+            keys.CONFIG_SHA256: run_tags.get(keys.CONFIG_SHA256, ""), keys.MODEL_SHA256: model.sha256,
+            **{keys.as_tag(k): f"{v:.6f}" for k, v in metrics.items()}}
 
 
 @task(cache_policy=NO_CACHE)
@@ -68,7 +68,7 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
         champion = registry.by_alias(client, name, CHAMPION)
         champion_score = champion and registry.score_version(client, run.tracking_uri, name, champion,
                                                              fingerprint, test.x, test.y)
-        decision = promotion.passes(promotion.Scored(v, metrics["test/target_acc"], fingerprint), champion_score,
+        decision = promotion.passes(promotion.Scored(v, metrics[keys.TARGET_ACC], fingerprint), champion_score,
                                     cfg.min_improvement, cfg.min_accuracy)
         entry = {"kind": "auto", "alias": CHAMPION, "version": v, "run_id": run.run_id,
                  "flow_run": run_tags.get("prefect.flow_run_name", ""), "test_fingerprint": fingerprint,

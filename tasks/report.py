@@ -11,7 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from torchtransfer.report_html import curves_png, render
-from torchtransfer_tasks.tracking import RunRef, redact
+from torchtransfer.uris import redact
+from torchtransfer_tasks.tracking import RunRef
 
 LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `torchtransfer ui` serves a local SQLite store
 

@@ -9,11 +9,12 @@ import torch
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from torchtransfer import shift
-from torchtransfer.config import ExperimentConfig, ShiftConfig
+from torchtransfer import keys, shift
+from torchtransfer.config import SearchConfig, ShiftConfig
 from torchtransfer.data.splits import DomainPair
 from torchtransfer.progress import stage
 from torchtransfer.shift import report as shift_report
+from torchtransfer.train.features import trunk_features
 from torchtransfer.tune import search
 from torchtransfer_tasks.data import DataRef
 from torchtransfer_tasks.tracking import RunRef, log_metrics, log_params, log_tags
@@ -48,10 +49,10 @@ def _samples(pair: DomainPair, cfg: ShiftConfig, seed: int) -> tuple[torch.Tenso
             _sample(pair.target_train.x, cfg.max_samples, seed + 1))
 
 
-@torch.no_grad()
 def _features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model.features(x[i: i + 512]) for i in range(0, len(x), 512)])  # (N, feature_dim)
+    """(N, feature_dim) trunk features on the CPU, in batches of 512."""
+    batches = ((x[i: i + 512], None) for i in range(0, len(x), 512))
+    return trunk_features(model, batches, torch.device("cpu"))
 
 
 def _labelled(pair: DomainPair, cfg: ShiftConfig, seed: int) -> tuple[torch.Tensor, ...]:
@@ -59,10 +60,12 @@ def _labelled(pair: DomainPair, cfg: ShiftConfig, seed: int) -> tuple[torch.Tens
     keep = pair.target_train.y >= 0
     xt = torch.cat([pair.target_train.x[keep], pair.target_val.x])
     yt = torch.cat([pair.target_train.y[keep], pair.target_val.y])
-    pick_s = torch.randperm(len(pair.source_train), generator=torch.Generator().manual_seed(seed))
+    known = pair.source_train.y >= 0  # data.source.train_labelled < 1 hides some source labels
+    xs, ys = pair.source_train.x[known], pair.source_train.y[known]
+    pick_s = torch.randperm(len(ys), generator=torch.Generator().manual_seed(seed))
     pick_t = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed + 1))
     n = cfg.max_samples
-    return pair.source_train.x[pick_s[:n]], pair.source_train.y[pick_s[:n]], xt[pick_t[:n]], yt[pick_t[:n]]
+    return xs[pick_s[:n]], ys[pick_s[:n]], xt[pick_t[:n]], yt[pick_t[:n]]
 
 
 def _one(name: str, xs: torch.Tensor, xt: torch.Tensor, per_class_inputs: tuple[torch.Tensor, ...],
@@ -97,7 +100,7 @@ def analyze_shift(data: DataRef, source: ModelRef, cfg: ShiftConfig, seed: int, 
     run.client.log_figure(run.run_id, shift_report.embedding_figure(
         fs, ft, title="source-model features (PCA)"), "shift/embedding.png")
     log_metrics(run, {
-        "shift/mmd2": px.mmd2, "shift/p_value": px.p_value, "shift/a_distance": px_report["a_distance"],
+        keys.SHIFT_MMD2: px.mmd2, keys.SHIFT_P_VALUE: px.p_value, "shift/a_distance": px_report["a_distance"],
         "shift/features_mmd2": ft_res.mmd2, "shift/features_p_value": ft_res.p_value,
         "shift/features_a_distance": ft_report["a_distance"],
         **({"shift/bandwidth": px.bandwidth} if isinstance(px.bandwidth, float) else {}),
@@ -108,21 +111,21 @@ def analyze_shift(data: DataRef, source: ModelRef, cfg: ShiftConfig, seed: int, 
 
 
 @task(cache_policy=NO_CACHE)
-def steer_search(cfg: ExperimentConfig, analysis: ShiftAnalysis, run: RunRef) -> ExperimentConfig:
-    """``cfg`` with its search space steered by the feature-space verdict (the representation the
-    adaptation losses align); tags ``steer.decision`` and ``steer.reason`` on the parent run."""
-    if not cfg.shift.steer:
-        space, reason = cfg.search, "unchanged: steering disabled (shift.steer = false)"
+def steer_search(space: SearchConfig, cfg: ShiftConfig, analysis: ShiftAnalysis, run: RunRef) -> SearchConfig:
+    """The search space steered by the feature-space verdict (the representation the adaptation losses
+    align); tags ``steer.decision`` and ``steer.reason`` on the parent run."""
+    if not cfg.steer:
+        reason = "unchanged: steering disabled (shift.steer = false)"
     else:
-        p = analysis.features.p_value if cfg.shift.n_permutations > 0 else None
-        space, reason = search.steer(cfg.search, p, cfg.shift.alpha)
+        p = analysis.features.p_value if cfg.n_permutations > 0 else None
+        space, reason = search.steer(space, p, cfg.alpha)
         reason = f"{reason}; on source-model features" if p is not None else reason
     log_tags(run, {"steer.decision": reason.split(":")[0], "steer.reason": reason})
     weight = space.adaptation_weight
     log_params(run, {"steer.search.method": ",".join(space.method),
                      "steer.search.adaptation_weight": f"{weight.low}..{weight.high}"})
     get_run_logger().info("steering: %s", reason)
-    return cfg.model_copy(update={"search": space})
+    return space
 
 
 @task(cache_policy=NO_CACHE)

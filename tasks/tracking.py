@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 from mlflow import MlflowClient
@@ -16,10 +13,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 import torchtransfer
-from torchtransfer import provenance
-from torchtransfer.config import ExperimentConfig
+from torchtransfer import keys, provenance
+from torchtransfer.config import RunRecord
 from torchtransfer.locking import schema_lock, sqlite_path
-from torchtransfer.train.learner import EpochStats
+from torchtransfer.train.results import EpochStats
+from torchtransfer.uris import tracking_uri
 
 MAX_BATCH = 100
 
@@ -42,29 +40,6 @@ def open_client(uri: str) -> MlflowClient:
     so that happens under ``torchtransfer.locking.schema_lock`` (two processes racing on it corrupt it)."""
     with schema_lock(uri):
         return MlflowClient(uri)
-
-
-def tracking_uri(cfg: ExperimentConfig) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``tracking.uri`` from the config; credentials moved out (below)."""
-    return credentials_to_env(os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri)
-
-
-def credentials_to_env(uri: str) -> str:
-    """``http(s)://user:password@host`` → ``http(s)://host``, with the credentials in MLflow's
-    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``, so no error message or log line that quotes
-    the URI (MLflow's own included) can carry the password."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or parts.password is None:
-        return uri
-    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
-    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def redact(value: Any) -> Any:
-    """Hide the password of any ``scheme://user:password@host`` URL in a string."""
-    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", value) if isinstance(value, str) else value
 
 
 def _chunks(items: list, size: int = MAX_BATCH):
@@ -149,29 +124,27 @@ def close_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def start_run(cfg: ExperimentConfig) -> RunRef:
+def start_run(record: RunRecord) -> RunRef:
     """Create the flow's parent run: tags, the flattened config as params, the resolved config artifact."""
-    client = open_client(tracking_uri(cfg))
+    uri = tracking_uri(record.tracking_uri)
+    client = open_client(uri)
     code_tags, diff = provenance.code_record()
-    exp_id = ensure_experiment(client, cfg.experiment)
+    exp_id = ensure_experiment(client, record.experiment)
     tags = {
         "prefect.flow_run_id": flow_run.get_id() or "",
         "prefect.flow_run_name": flow_run.get_name() or "",
-        "config.sha256": cfg.sha256(),
+        keys.CONFIG_SHA256: record.sha256,
         "torchtransfer.version": torchtransfer.__version__,
         **code_tags,
-        **provenance.environment_tags(cfg),
+        **provenance.environment_tags(record.device),
     }
     close_orphan_runs(client, exp_id)
     run = client.create_run(exp_id, run_name=flow_run.get_name() or None, tags=tags)
-    ref = RunRef(tracking_uri(cfg), exp_id, run.info.run_id)
-    log_params(ref, {k: redact(v) for k, v in cfg.flat().items()})
-    resolved = cfg.model_dump(mode="json")
-    resolved["tuning"]["storage"] = redact(resolved["tuning"]["storage"])
-    resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
-    client.log_text(ref.run_id, yaml.safe_dump(resolved, sort_keys=False), "config/resolved.yaml")
+    ref = RunRef(uri, exp_id, run.info.run_id)
+    log_params(ref, record.params)
+    client.log_text(ref.run_id, yaml.safe_dump(record.resolved, sort_keys=False), "config/resolved.yaml")
     client.log_text(ref.run_id, provenance.requirements(), "environment/requirements.txt")
-    log_params(ref, provenance.seed_params(cfg))
+    log_params(ref, provenance.seed_params(record.seed, record.n_workers))
     if diff:
         client.log_text(ref.run_id, diff, "code/git.diff")
     return ref

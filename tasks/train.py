@@ -11,88 +11,98 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import torchtransfer
-from torchtransfer.config import ExperimentConfig, section_hash
+from torchtransfer import keys
+from torchtransfer.config import section_hash
 from torchtransfer.models import load_weights, save_weights
 from torchtransfer.progress import stage
-from torchtransfer.train.learner import EpochStats, FitResult
-from torchtransfer.train.recipe import fine_tune_with, pretrain_on_source
+from torchtransfer.train.recipe import FineTuning, SourceTraining, fine_tune_with, pretrain_on_source
+from torchtransfer.train.results import EpochStats, FitResult
 from torchtransfer.tune.search import HParams
-from torchtransfer_tasks.data import DataRef, cache_dir, code_hash
+from torchtransfer_tasks.data import DataRef, code_hash
 from torchtransfer_tasks.tracking import RunRef, log_epoch, log_metrics, log_params, log_tags
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """Weights on disk for ``backbone``; ``trained_in_run`` is the MLflow run that produced them."""
+    """Weights on disk for ``backbone``; ``trained_in_run`` is the MLflow run that produced them; ``key`` the
+    content key of what produced them (the source model's cache key)."""
 
     path: str
     sha256: str
     backbone: str
     num_classes: int
     trained_in_run: str
+    key: str = ""
 
     def load(self) -> torch.nn.Module:
         return load_weights(self.backbone, self.num_classes, Path(self.path))
 
 
-def source_key(cfg: ExperimentConfig, fingerprint: str) -> str:
-    """Content key of the source model: what it is trained from and how, the library version and code."""
-    from torchtransfer import models
+def training_code_hash() -> str:
+    """sha256 of the code that trains a model: a change in it changes the source model's key and the study."""
     from torchtransfer.data import augment, batches
-    from torchtransfer.models import backbones
-    from torchtransfer.train import adaptation, learner, optim, recipe, strategies
+    from torchtransfer.models import backbones, zoo
+    from torchtransfer.train import adaptation, feature_cache, features, learner, optim, plan, recipe, strategies
 
-    code = code_hash(adaptation, augment, backbones, batches, learner, models, optim, recipe, strategies)
-    return section_hash(cfg.model, cfg.pretrain, cfg.seed, fingerprint, torchtransfer.__version__, code)[:32]
+    return code_hash(adaptation, augment, backbones, batches, feature_cache, features, learner, optim, plan,
+                     recipe, strategies, zoo)
 
 
-def _source_path(cfg: ExperimentConfig, fingerprint: str) -> Path:
-    return cache_dir(cfg) / "source_models" / f"{source_key(cfg, fingerprint)}.pt"
+def source_key(source: SourceTraining, fingerprint: str) -> str:
+    """Content key of the source model: what it is trained from and how, the library version and code."""
+    return section_hash(source.model, source.plan().__repr__(), fingerprint, torchtransfer.__version__,
+                        training_code_hash())[:32]
+
+
+def _source_path(source: SourceTraining, fingerprint: str, cache: Path) -> Path:
+    return cache / "source_models" / f"{source_key(source, fingerprint)}.pt"
 
 
 def _source_cache_key(_ctx, params: dict) -> str:
-    return "source-model-" + source_key(params["cfg"], params["data"].fingerprint)
+    return "source-model-" + source_key(params["source"], params["data"].fingerprint)
 
 
 @task(cache_key_fn=_source_cache_key, persist_result=True)
-def pretrain_source(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelRef:
+def pretrain_source(source: SourceTraining, data: DataRef, cache: Path, run: RunRef) -> ModelRef:
     """Train the backbone on labelled source data (best epoch by source validation accuracy)."""
     logger = get_run_logger()
     with stage("source model"):
-        model, result = pretrain_on_source(cfg, data.load())
-    path = _source_path(cfg, data.fingerprint)
+        model, result = pretrain_on_source(source, data.load())
+    path = _source_path(source, data.fingerprint, cache)
     sha = save_weights(model, path)
-    logger.info("source model: best epoch %d, source val acc %.4f → %s", result.best_epoch,
-                result.best_val_acc, path)
+    logger.info("source model (%s): best epoch %d, source val acc %.4f → %s", source.plan().strategy,
+                result.best_epoch, result.best_val_acc, path)
     log_metrics(run, {"pretrain/source_val_acc": result.best_val_acc})
-    return ModelRef(str(path), sha, cfg.model.backbone, cfg.model.num_classes, run.run_id)
+    return ModelRef(str(path), sha, source.model.backbone, source.model.num_classes, run.run_id,
+                    source_key(source, data.fingerprint))
 
 
-def source_model(cfg: ExperimentConfig, data: DataRef, run: RunRef) -> ModelRef:
+def source_model(source: SourceTraining, data: DataRef, cache: Path, run: RunRef) -> ModelRef:
     """The cached source model: reused (Prefect state Cached) while its checkpoint file exists."""
-    missing = not _source_path(cfg, data.fingerprint).is_file()
-    return pretrain_source.with_options(refresh_cache=missing)(cfg, data, run)
+    missing = not _source_path(source, data.fingerprint, cache).is_file()
+    return pretrain_source.with_options(refresh_cache=missing)(source, data, cache, run)
 
 
-def fit_hparams(cfg: ExperimentConfig, source: ModelRef, data: DataRef, hp: HParams,
+def fit_hparams(recipe: FineTuning, source: ModelRef, data: DataRef, hp: HParams,
                 on_epoch: Callable[[EpochStats], None] | None = None) -> tuple[torch.nn.Module, FitResult]:
     """``torchtransfer.train.recipe.fine_tune_with`` from the source model on the prepared data."""
-    return fine_tune_with(cfg, source.load(), data.load(), hp, on_epoch)
+    return fine_tune_with(source.load(), data.load(), recipe.plan(hp), on_epoch)
 
 
 @task(cache_policy=NO_CACHE)
-def fine_tune(cfg: ExperimentConfig, data: DataRef, source: ModelRef, hp: HParams, run: RunRef) -> ModelRef:
+def fine_tune(recipe: FineTuning, data: DataRef, source: ModelRef, hp: HParams, cache: Path,
+              run: RunRef) -> ModelRef:
     """Retrain from the source model with the best hyperparameters; per-epoch metrics on the parent run."""
     logger = get_run_logger()
     log_params(run, hp.as_params())
     log_tags(run, {"source_model.sha256": source.sha256, "source_model.trained_in_run": source.trained_in_run,
                    "source_model.cached": str(source.trained_in_run != run.run_id).lower()})
     with stage("final model"):
-        model, result = fit_hparams(cfg, source, data, hp, on_epoch=lambda s: log_epoch(run, s))
-    path = cache_dir(cfg) / "runs" / run.run_id / "model.pt"
+        model, result = fit_hparams(recipe, source, data, hp, on_epoch=lambda s: log_epoch(run, s))
+    path = cache / "runs" / run.run_id / "model.pt"
     sha = save_weights(model, path)
-    log_tags(run, {"model.sha256": sha})
+    log_tags(run, {keys.MODEL_SHA256: sha})
     log_metrics(run, {"val/acc_best": result.best_val_acc})
     logger.info("fine-tuned (%s, %s): best epoch %d, target val acc %.4f", hp.strategy, hp.method, result.best_epoch,
                 result.best_val_acc)
-    return ModelRef(str(path), sha, cfg.model.backbone, cfg.model.num_classes, run.run_id)
+    return ModelRef(str(path), sha, source.backbone, source.num_classes, run.run_id)

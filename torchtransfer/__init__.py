@@ -6,6 +6,6 @@ The library is pure PyTorch (no orchestration): ``from torchtransfer import data
 from torchtransfer import models
 from torchtransfer.data import datasets
 from torchtransfer.train.learner import TransferLearner, transfer_learner
+from torchtransfer.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["TransferLearner", "__version__", "datasets", "models", "transfer_learner"]

@@ -9,11 +9,29 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from torchtransfer.data.datasets import LOADERS, default_cache_dir
+from torchtransfer.models import BACKBONES
+from torchtransfer.train.adaptation import METHODS
+from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
+from torchtransfer.train.strategies import STRATEGIES
+from torchtransfer.tune.study import PRUNERS
+from torchtransfer.uris import redact
+
+# The config's vocabularies come from the modules that own them (a new backbone or method is one edit).
+Domain = Literal[tuple(LOADERS)]
+Backbone = Literal[tuple(BACKBONES)]
+Method = Literal[METHODS]
+Strategy = Literal[STRATEGIES]
+Optimizer = Literal[OPTIMIZERS]
+Schedule = Literal[SCHEDULES]
+Pruner = Literal[PRUNERS]
 
 
 class ConfigError(ValueError):
@@ -25,7 +43,7 @@ class _Strict(BaseModel):
 
 
 class DomainConfig(_Strict):
-    name: Literal["mnist", "usps", "digits"]
+    name: Domain
     train: int = Field(ge=1)
     val: int = Field(ge=1)
     test: int = Field(ge=1)
@@ -40,6 +58,8 @@ class DataConfig(_Strict):
     def _different_domains(self) -> DataConfig:
         if self.source.name == self.target.name:
             raise ValueError(f"source and target are both {self.source.name!r}; pick two different domains")
+        if self.source.train_labelled == 0:
+            raise ValueError("data.source.train_labelled is 0: the source needs labelled training images")
         return self
 
 
@@ -51,12 +71,14 @@ class ShiftConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    backbone: Literal["lenet", "resnet18", "resnet34", "resnet50", "efficientnet_lite0"] = "lenet"
+    backbone: Backbone = "lenet"
     pretrained: bool = False  # ImageNet weights (resnets: torch cache; efficientnet_lite0: its package)
     num_classes: int = Field(10, ge=2)
 
 
 class PretrainConfig(_Strict):
+    # auto: feature_extraction for a backbone with ImageNet weights (model.pretrained), else fine_tune
+    strategy: Literal["auto", "feature_extraction", "fine_tune"] = "auto"
     epochs: int = Field(10, ge=1)
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -71,18 +93,15 @@ class TrainConfig(_Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     augment: bool = True
     augment_scale: tuple[float, float] = (0.9, 1.1)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    optimizer: Optimizer = "sgd"
     nesterov: bool = False
     lr_mult: float = Field(1.0, ge=0)
-    schedule: Literal["constant", "cosine", "onecycle"] = "constant"
+    schedule: Schedule = "constant"
     warmup_epochs: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     clip_grad_norm: float | None = Field(None, gt=0)
     patience: int | None = Field(None, ge=1)
     unfreeze: int = Field(1, ge=0)
-
-
-Method = Literal["none", "dan", "dann", "coral", "reweight"]
 
 
 class AdaptationConfig(_Strict):
@@ -118,9 +137,6 @@ class IntRange(_Strict):
         return self
 
 
-Strategy = Literal["feature_extraction", "fine_tune", "partial", "gradual"]
-
-
 class SearchConfig(_Strict):
     lr: FloatRange = FloatRange(low=1e-3, high=5e-2, log=True)
     weight_decay: FloatRange = FloatRange(low=1e-6, high=1e-3, log=True)
@@ -134,7 +150,7 @@ class TuningConfig(_Strict):
     n_trials: int = Field(8, ge=1)
     timeout: float | None = Field(None, gt=0)
     storage: str = "sqlite:///optuna.db"
-    pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner: Pruner = "median"
     n_workers: int = Field(1, ge=1)
     dask_address: str | None = None
 
@@ -166,7 +182,7 @@ class RegistryConfig(_Strict):
 class ExperimentConfig(_Strict):
     experiment: str = Field(min_length=1)
     seed: int = Field(0, ge=0)
-    cache_dir: str = "~/.cache/torchtransfer"
+    cache_dir: str | None = None  # None: $TORCHTRANSFER_CACHE, else ~/.cache/torchtransfer
     device: Literal["auto", "cpu", "cuda"] = "auto"
     data: DataConfig
     shift: ShiftConfig = ShiftConfig()
@@ -191,6 +207,21 @@ class ExperimentConfig(_Strict):
                 data = {**data, "search": {**search, "method": [method]}}
         return data
 
+    @property
+    def cache_path(self) -> Path:
+        """The cache folder: ``cache_dir``, or (unset) the library's default, ``$TORCHTRANSFER_CACHE`` or
+        ``~/.cache/torchtransfer`` (``torchtransfer.data.datasets.default_cache_dir``)."""
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
+    def record(self) -> RunRecord:
+        """What the tracking stage logs of this config, passwords in store URLs hidden."""
+        resolved = self.model_dump(mode="json")
+        resolved["tuning"]["storage"] = redact(resolved["tuning"]["storage"])
+        resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
+        return RunRecord(experiment=self.experiment, sha256=self.sha256(), tracking_uri=self.tracking.uri,
+                         params={k: redact(v) for k, v in self.flat().items()}, resolved=resolved,
+                         device=self.device, seed=self.seed, n_workers=self.tuning.n_workers)
+
     def sha256(self) -> str:
         """Hash of the resolved config (canonical JSON), used for tags, study names and cache keys."""
         return section_hash(self.model_dump(mode="json"))
@@ -198,6 +229,20 @@ class ExperimentConfig(_Strict):
     def flat(self) -> dict[str, Any]:
         """The resolved config flattened with dotted keys, e.g. ``{"train.batch_size": 64}``."""
         return flatten(self.model_dump(mode="json"))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The config as the flow's parent run records it: name, hash, flattened params, the resolved tree."""
+
+    experiment: str
+    sha256: str
+    tracking_uri: str  # the configured store (``$MLFLOW_TRACKING_URI`` outranks it)
+    params: dict[str, Any]
+    resolved: dict[str, Any]
+    device: str
+    seed: int
+    n_workers: int
 
 
 def section_hash(*parts: Any) -> str:

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import torch
 
-import torchtransfer
-from torchtransfer.config import ExperimentConfig
-from torchtransfer.train.learner import resolve_device
+from torchtransfer.devices import resolve_device
 
-PROJECT_ROOT = Path(torchtransfer.__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def git(*args: str, cwd: Path = PROJECT_ROOT) -> str | None:
@@ -40,18 +38,28 @@ def requirements() -> str:
     return "\n".join(dict.fromkeys(dists)) + "\n"
 
 
-def environment_tags(cfg: ExperimentConfig) -> dict[str, str]:
-    device = resolve_device(cfg.device)
+def environment_tags(device: str) -> dict[str, str]:
+    """Python, platform, torch, CUDA, the resolved ``device`` and whether torch's deterministic algorithms are
+    on (``true``, ``warn-only`` when non-deterministic ops only warn, or ``false``) at the time of the call."""
+    resolved = resolve_device(device)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    if deterministic and torch.is_deterministic_algorithms_warn_only_enabled():
+        mode = "warn-only"
+    else:
+        mode = str(deterministic).lower()
     return {
         "env.python": platform.python_version(),
         "env.platform": platform.platform(),
         "env.torch": torch.__version__,
         "env.cuda": torch.version.cuda or "none",
-        "env.device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "env.deterministic": "true",
+        "env.device": str(resolved) + (f" ({torch.cuda.get_device_name(resolved)})" if resolved.type == "cuda" else ""),
+        "env.deterministic": mode,
     }
 
 
-def seed_params(cfg: ExperimentConfig) -> dict[str, int]:
-    """Every seed the run uses; all derive from ``cfg.seed``."""
-    return {f"seed.{what}": cfg.seed for what in ("splits", "init", "batches", "sampler", "permutations")}
+def seed_params(seed: int, n_workers: int = 1) -> dict[str, int | str]:
+    """Every seed the run uses; all derive from ``seed``. Trial worker ``i`` samples with ``seed + i``, so
+    with several workers ``seed.sampler`` lists them (``0,1,2``)."""
+    params: dict[str, int | str] = {f"seed.{what}": seed for what in ("splits", "init", "batches", "permutations")}
+    params["seed.sampler"] = seed if n_workers == 1 else ",".join(str(seed + i) for i in range(n_workers))
+    return params

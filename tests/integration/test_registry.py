@@ -87,8 +87,8 @@ def models(cfg, tmp_path_factory) -> dict[str, ModelRef]:
 
 
 def _one_run(cfg, model: ModelRef, baseline: ModelRef):
-    run = start_run(cfg)
-    data = prepared_data(cfg, run)
+    run = start_run(cfg.record())
+    data = prepared_data(cfg.data, cfg.seed, cfg.cache_path, run)
     metrics = evaluate_model(data, model, baseline, "cpu", run)
     registered = register_model(model, metrics, data, cfg.registry, run)
     end_run(run, "FINISHED")

@@ -17,8 +17,8 @@ from torchtransfer_tasks.train import ModelRef
 
 def test_shift_tasks_report_log_and_steer_both_ways(smoke_cfg, tmp_path):
     client = MlflowClient(smoke_cfg.tracking.uri)
-    run = start_run(smoke_cfg)
-    data = prepare_data(smoke_cfg)
+    run = start_run(smoke_cfg.record())
+    data = prepare_data(smoke_cfg.data, smoke_cfg.seed, smoke_cfg.cache_path)
     model = build_model("lenet", 10, 0)
     ref = ModelRef(str(tmp_path / "m.pt"), save_weights(model, tmp_path / "m.pt"), "lenet", 10, run.run_id)
 
@@ -36,18 +36,18 @@ def test_shift_tasks_report_log_and_steer_both_ways(smoke_cfg, tmp_path):
     assert report["pixels"]["n_permutations"] == 50 and report["seed"] == 0
     assert len(report["pixels"]["per_class"]) == 10
 
-    kept = steer_search(smoke_cfg, analysis, run)  # significant on features → space unchanged
-    assert kept.search == smoke_cfg.search
+    kept = steer_search(smoke_cfg.search, smoke_cfg.shift, analysis, run)  # significant on features → kept
+    assert kept == smoke_cfg.search
     assert client.get_run(run.run_id).data.tags["steer.decision"] == "adaptation kept"
 
-    other = start_run(smoke_cfg)
+    other = start_run(smoke_cfg.record())
     null_like = replace(analysis, features=replace(analysis.features, p_value=0.4))
-    removed = steer_search(smoke_cfg, null_like, other)
-    assert removed.search.method == ("none",) and removed.search.adaptation_weight.high == 0.0
+    removed = steer_search(smoke_cfg.search, smoke_cfg.shift, null_like, other)
+    assert removed.method == ("none",) and removed.adaptation_weight.high == 0.0
     tags = client.get_run(other.run_id).data.tags
     assert tags["steer.decision"] == "adaptation removed" and "p = 0.4 >= alpha = 0.05" in tags["steer.reason"]
 
-    off = smoke_cfg.model_copy(update={"shift": smoke_cfg.shift.model_copy(update={"steer": False})})
-    third = start_run(smoke_cfg)
-    assert steer_search(off, null_like, third).search == smoke_cfg.search  # steering disabled: no change
+    off = smoke_cfg.shift.model_copy(update={"steer": False})
+    third = start_run(smoke_cfg.record())
+    assert steer_search(smoke_cfg.search, off, null_like, third) == smoke_cfg.search  # steering disabled
     assert client.get_run(third.run_id).data.tags["steer.decision"] == "unchanged"

@@ -16,7 +16,6 @@ from optuna.trial import TrialState
 from tests.conftest import ROOT
 from torchtransfer.tune import study as studies
 from torchtransfer_flows.transfer import transfer_learning
-from torchtransfer_tasks.tune import study_name
 
 SLOW_TRIALS = ["tuning.n_trials=4", "tuning.pruner=none", "search.epochs.low=4", "search.epochs.high=4"]
 
@@ -68,8 +67,8 @@ def test_kill_9_during_tuning_then_the_rerun_resumes_without_duplicates(smoke_cf
     summary = transfer_learning(cfg)
 
     study = optuna.load_study(study_name=summary.study_name, storage=url)
-    assert summary.study_name == study_name(cfg, MlflowClient(cfg.tracking.uri).get_run(
-        summary.run_id).data.tags["data.fingerprint"])
+    assert summary.study_name == MlflowClient(cfg.tracking.uri).get_run(summary.run_id).data.params[
+        "tuning.study_name"]  # the re-run continued the killed run's study (its trial is FAIL below)
     states = {t.number: t.state for t in study.trials}
     assert states[killed[0]] == TrialState.FAIL
     assert sum(s == TrialState.COMPLETE for s in states.values()) == 4
@@ -103,3 +102,28 @@ def test_two_dask_workers_share_one_journal_study(smoke_cfg, tmp_path):
 def test_parallel_workers_on_sqlite_are_refused_before_anything_runs(smoke_cfg):
     with pytest.raises(ValueError, match="journal:///"):
         smoke_cfg.tuning.model_validate({**smoke_cfg.tuning.model_dump(), "n_workers": 2})
+
+
+def test_study_name_changes_with_adaptation_settings_and_trial_code(smoke_cfg, monkeypatch):
+    """A re-run continues (or, complete, reuses) a study only when every setting a trial ran under is the same:
+    ``adaptation.*`` and the code that trains a trial were missing from the name's hash."""
+    from torchtransfer.train.recipe import FineTuning
+    from torchtransfer_tasks import train as train_tasks
+    from torchtransfer_tasks import tune as tune_tasks
+    from torchtransfer_tasks.train import ModelRef
+
+    source = ModelRef("unused.pt", "sha", "lenet", 10, "run", key="source-key")
+
+    def spec(cfg):
+        recipe = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device)
+        return tune_tasks.study_spec(cfg.experiment, cfg.tuning, cfg.search, recipe, source, "fingerprint")
+
+    base = spec(smoke_cfg)
+    assert spec(smoke_cfg) == base  # deterministic
+    entropy = smoke_cfg.adaptation.model_copy(update={"entropy_weight": smoke_cfg.adaptation.entropy_weight + 0.1})
+    assert spec(smoke_cfg.model_copy(update={"adaptation": entropy})).name != base.name
+    monkeypatch.setattr(tune_tasks, "training_code_hash", lambda: "other code")
+    assert spec(smoke_cfg).name != base.name
+    monkeypatch.undo()
+    assert spec(smoke_cfg).name == base.name and base.storage == smoke_cfg.tuning.storage
+    assert train_tasks.training_code_hash() == train_tasks.training_code_hash()

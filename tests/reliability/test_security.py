@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import ROOT
 from torchtransfer.data import datasets
+from torchtransfer.uris import credentials_to_env, redact
 from torchtransfer_cli import orchestration as cli_orchestration
 from torchtransfer_cli import servers
-from torchtransfer_tasks.tracking import credentials_to_env, redact
 
 PROJECT_CODE = [p for d in ("torchtransfer", "tasks", "flows", "benchmarks", "scripts")
                 for p in (ROOT / d).rglob("*.py")]

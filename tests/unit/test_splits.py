@@ -51,3 +51,40 @@ def test_fingerprint_covers_pixels_and_indices():
     changed.x[0, 0, 0, 0] += 0.5
     assert fingerprint({"train": changed}, idx) != base
     assert fingerprint({"train": dom}, {"train": torch.arange(10).flip(0)}) != base
+
+
+def _digits_to_mnist(**source):
+    from torchtransfer.config import DataConfig
+
+    return DataConfig.model_validate({
+        "source": {"name": "digits", "train": 400, "val": 100, "test": 100, **source},
+        "target": {"name": "mnist", "train": 300, "val": 100, "test": 100, "train_labelled": 0.0}})
+
+
+def test_source_train_labelled_hides_the_other_source_labels():
+    """``data.source.train_labelled`` was validated but never applied: every source label was used."""
+    from torchtransfer.data.splits import build_pair
+
+    half = build_pair(_digits_to_mnist(train_labelled=0.5), seed=0)
+    assert int((half.source_train.y >= 0).sum()) == 200 and int((half.source_train.y == -1).sum()) == 200
+    full = build_pair(_digits_to_mnist(), seed=0)
+    assert bool((full.source_train.y >= 0).all())
+    assert half.fingerprint != full.fingerprint
+    assert torch.equal(half.source_train.x, full.source_train.x)  # same images, fewer labels
+
+
+def test_size_problems_name_the_keys_before_loading_anything():
+    from torchtransfer.data.datasets import DOMAIN_SIZES, digits, mnist
+    from torchtransfer.data.splits import size_problems
+
+    assert (DOMAIN_SIZES["digits"], DOMAIN_SIZES["mnist"]) == (len(digits()), len(mnist()))
+    assert size_problems(_digits_to_mnist()) == []
+    [problem] = size_problems(_digits_to_mnist(train=999999))
+    assert "data.source.train + data.source.val + data.source.test = 999999 + 100 + 100" in problem
+    assert "digits holds 1797" in problem
+
+
+def test_usps_holds_what_domain_sizes_says(archive_cache):
+    from torchtransfer.data.datasets import DOMAIN_SIZES, usps
+
+    assert len(usps(archive_cache)) == DOMAIN_SIZES["usps"]

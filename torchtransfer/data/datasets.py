@@ -155,6 +155,7 @@ def usps(cache_dir: Path | None = None) -> Domain:
 
 
 LOADERS = {"mnist": mnist, "usps": usps, "digits": digits}
+DOMAIN_SIZES = {"mnist": 5000, "usps": 9298, "digits": 1797}  # images per domain (a test loads each)
 
 
 def load_domain(name: str, cache_dir: Path | None = None) -> Domain:
@@ -286,3 +287,7 @@ def as_domain(dataset, name: str, batch_size: int = 1024) -> Domain:
 
     xs, ys = zip(*DataLoader(dataset, batch_size=batch_size, shuffle=False), strict=True)
     return Domain(name, torch.cat(xs), torch.cat([torch.as_tensor(y) for y in ys]).long())
+
+
+# torchvision-format sets read from disk by the Python API (not flow domains: no offline copy ships)
+STANDARD_SETS = {"cifar10": cifar10, "svhn": svhn}

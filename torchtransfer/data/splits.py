@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from torchtransfer.config import DataConfig
-from torchtransfer.data.datasets import Domain, load_domain
+if TYPE_CHECKING:
+    from torchtransfer.config import DataConfig
+
+from torchtransfer.data.datasets import DOMAIN_SIZES, Domain, load_domain
 
 SPLITS = ("source_train", "source_val", "source_test", "target_train", "target_val", "target_test")
 
@@ -129,8 +132,21 @@ def build_pair(cfg: DataConfig, seed: int, cache_dir: Path | None = None) -> Dom
     if source_classes != target_classes:
         raise ValueError(f"source classes {sorted(source_classes)} differ from target classes "
                          f"{sorted(target_classes)}")
-    keep = cfg.target.train_labelled
-    tt = splits["target_train"]
-    splits["target_train"] = Domain(tt.name, tt.x, hide_labels(tt.y, keep, seed))
+    for side, dom_cfg in (("source", cfg.source), ("target", cfg.target)):  # train_labelled: labels kept
+        train = splits[f"{side}_train"]
+        splits[f"{side}_train"] = Domain(train.name, train.x, hide_labels(train.y, dom_cfg.train_labelled, seed))
     return DomainPair(**splits, fingerprint=fingerprint(splits, indices))
+
+
+def size_problems(cfg: DataConfig) -> list[str]:
+    """What is wrong with the split sizes, one message per domain naming the keys (empty: nothing), checked
+    against ``datasets.DOMAIN_SIZES`` before any data is loaded."""
+    problems = []
+    for side, dom_cfg in (("source", cfg.source), ("target", cfg.target)):
+        held = DOMAIN_SIZES[dom_cfg.name]
+        need = dom_cfg.train + dom_cfg.val + dom_cfg.test
+        if need > held:
+            problems.append(f"data.{side}.train + data.{side}.val + data.{side}.test = {dom_cfg.train} + "
+                            f"{dom_cfg.val} + {dom_cfg.test} = {need} images, but {dom_cfg.name} holds {held}")
+    return problems
 

@@ -1,25 +1,26 @@
 """Registry stage: the servable model (``serving``), the pure promotion gate (``promotion``) and MLflow
-registry I/O (``store``: versions, aliases, the promotion history, ``from_registry``)."""
+registry I/O (``store``: the logged model, versions, ``from_registry``; ``history``: aliases and the
+promotion history)."""
 
-from torchtransfer.registry import promotion, serving
+from torchtransfer.registry import history, promotion, serving, store
+from torchtransfer.registry.history import HISTORY_PREFIX, append_history, by_alias, move_alias, read_history
 from torchtransfer.registry.store import (
     CHALLENGER,
     CHAMPION,
-    append_history,
-    by_alias,
+    COMPLETE_TAG,
     find_version,
     from_registry,
     load_servable,
     log_servable,
     mark_complete,
-    move_alias,
     predict_uri,
-    read_history,
     register,
     remove_abandoned,
     score_version,
+    tracking,
 )
 
-__all__ = ["CHALLENGER", "CHAMPION", "append_history", "by_alias", "find_version", "from_registry",
-           "load_servable", "log_servable", "mark_complete", "move_alias", "predict_uri", "promotion",
-           "read_history", "register", "remove_abandoned", "score_version", "serving"]
+__all__ = ["CHALLENGER", "CHAMPION", "COMPLETE_TAG", "HISTORY_PREFIX", "append_history", "by_alias",
+           "find_version", "from_registry", "history", "load_servable", "log_servable", "mark_complete",
+           "move_alias", "predict_uri", "promotion", "read_history", "register", "remove_abandoned",
+           "score_version", "serving", "store", "tracking"]

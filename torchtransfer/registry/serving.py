@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from torchtransfer.data import images
 from torchtransfer.models import BACKBONES
 
 LUMA = (0.299, 0.587, 0.114)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
 class ServableModel(nn.Module):
@@ -147,29 +147,13 @@ def as_unit_float(images: Tensor | np.ndarray) -> Tensor:
 
 def read_images(path: Path) -> tuple[list[str], np.ndarray]:
     """Names and a batch from ``path``: a folder of images (sorted by name, read as grayscale uint8, all one
-    size), an ``.npy`` array, or an ``.npz`` archive (its ``x``/``images`` array, else its only array)."""
+    size), an ``.npy`` array, or an ``.npz`` archive (its ``x``/``images`` array, else its only array); read
+    by ``torchtransfer.data.images``, as the shift command reads them."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_dir():
-        from PIL import Image
-
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        arrays = [np.asarray(Image.open(f).convert("L"), dtype=np.uint8) for f in files]
-        shapes = {a.shape for a in arrays}
-        if len(shapes) > 1:
-            raise ValueError(f"{path}: images differ in size {sorted(shapes)}; resize them to one size first")
-        return [f.name for f in files], np.stack(arrays)  # (N, H, W) uint8
-    if path.suffix == ".npy":
-        array = np.load(path, allow_pickle=False)
-    elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            keys = [k for k in ("x", "images") if k in archive] or list(archive.keys())
-            if len(keys) != 1 and not set(keys) & {"x", "images"}:
-                raise ValueError(f"{path}: holds arrays {list(archive.keys())}; name the images 'x' or 'images'")
-            array = archive[keys[0]]
-    else:
-        raise ValueError(f"{path}: expected a folder of images, an .npy or an .npz file")
+        files, batch = images.read_folder(path, "L")
+        return [f.name for f in files], batch  # (N, H, W) uint8
+    array, _ = images.read_arrays(path)
     return [str(i) for i in range(len(array))], array

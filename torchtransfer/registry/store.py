@@ -15,12 +15,8 @@ This is the one library module whose job is MLflow I/O (the gate itself, ``promo
 
 from __future__ import annotations
 
-import getpass
-import json
 import logging
 import os
-import socket
-import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
@@ -37,13 +33,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 from torch import nn
 
+from torchtransfer import keys
+from torchtransfer.registry.history import append_history
 from torchtransfer.registry.promotion import Scored
 from torchtransfer.registry.serving import ServableModel
 
 log = logging.getLogger(__name__)
 
 CHALLENGER, CHAMPION = "challenger", "champion"
-HISTORY_PREFIX = "torchtransfer.history."
 COMPLETE_TAG = "torchtransfer.complete"
 INPUT_DOC = ("images as a numpy array: dtype uint8 (0..255) or float (values in [0, 1]); shape (N, H, W) or "
              "(N, C, H, W) with C = 1 or 3, any H×W (resized inside). REST: {\"inputs\": <nested lists>}.")
@@ -211,13 +208,6 @@ def _delete_quietly(client: MlflowClient, name: str, version: str) -> None:
         log.exception("could not delete the half-registered %s v%s; delete it by hand", name, version)
 
 
-def by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
 def score_version(client: MlflowClient, tracking_uri: str, name: str, version: ModelVersion,
                   fingerprint: str, x, y) -> Scored:
     """``version``'s target accuracy on the test split with ``fingerprint`` (images ``x`` (N, C, H, W), labels
@@ -225,10 +215,11 @@ def score_version(client: MlflowClient, tracking_uri: str, name: str, version: M
     loaded from the registry and evaluated now (and the result cached as tag ``test.target_acc.on.<fp16>``).
     When it cannot be loaded, the score on its own data comes back with a note saying why."""
     tags, v = version.tags, str(version.version)
-    own = float(tags["test.target_acc"]) if "test.target_acc" in tags else None
-    if tags.get("test.fingerprint") == fingerprint:
+    acc_tag = keys.as_tag(keys.TARGET_ACC)
+    own = float(tags[acc_tag]) if acc_tag in tags else None
+    if tags.get(keys.TEST_FINGERPRINT) == fingerprint:
         return Scored(v, own, fingerprint)
-    cache_key = f"test.target_acc.on.{fingerprint[:16]}"
+    cache_key = f"{acc_tag}.on.{fingerprint[:16]}"
     if cache_key in tags:
         return Scored(v, float(tags[cache_key]), fingerprint, "re-evaluated earlier on this test split")
     try:
@@ -236,10 +227,10 @@ def score_version(client: MlflowClient, tracking_uri: str, name: str, version: M
         acc = float((labels == np.asarray(y)).mean())
     except Exception as exc:  # an old or broken version: the gate will say it cannot compare
         log.warning("could not re-evaluate %s v%s on the challenger's test split: %s", name, v, exc)
-        return Scored(v, own, tags.get("test.fingerprint"), f"re-evaluation failed: {type(exc).__name__}: {exc}")
+        return Scored(v, own, tags.get(keys.TEST_FINGERPRINT), f"re-evaluation failed: {type(exc).__name__}: {exc}")
     client.set_model_version_tag(name, v, cache_key, f"{acc:.6f}")
     return Scored(v, acc, fingerprint, f"re-evaluated on the challenger's test split (was {own} on "
-                                       f"{str(tags.get('test.fingerprint'))[:12]})")
+                                       f"{str(tags.get(keys.TEST_FINGERPRINT))[:12]})")
 
 
 def load_servable(model_uri: str, tracking_uri: str | None = None) -> ServableModel:
@@ -261,46 +252,6 @@ def predict_uri(tracking_uri: str, model_uri: str, images: np.ndarray) -> pd.Dat
         return out
     scores = np.asarray(out)
     return pd.DataFrame({"label": scores.argmax(axis=1)})
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
-def append_history(client: MlflowClient, name: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """Append one decision to the model's history (a new tag; earlier ones are never rewritten)."""
-    entry = {"time": now(), "who": who(), **entry}
-    key = f"{HISTORY_PREFIX}{entry['time']}-{uuid.uuid4().hex[:6]}"
-    client.set_registered_model_tag(name, key, json.dumps(entry, sort_keys=True, default=str))
-    return entry
-
-
-def read_history(client: MlflowClient, name: str) -> list[dict[str, Any]]:
-    """Every recorded decision, oldest first."""
-    tags = client.get_registered_model(name).tags
-    return [json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith(HISTORY_PREFIX))]
-
-
-def move_alias(client: MlflowClient, name: str, alias: str, version: str, entry: dict[str, Any]) -> dict:
-    """Point ``alias`` at ``version`` and record ``entry``; if recording fails, the alias is put back."""
-    before = by_alias(client, name, alias)
-    client.set_registered_model_alias(name, alias, version)
-    try:
-        return append_history(client, name, entry)
-    except Exception:
-        if before is not None:
-            client.set_registered_model_alias(name, alias, before.version)
-        else:
-            client.delete_registered_model_alias(name, alias)
-        raise
 
 
 def from_registry(uri: str) -> nn.Module:

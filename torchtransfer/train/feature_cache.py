@@ -8,45 +8,42 @@ so its features are the same at every epoch.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from torchtransfer.data import batches
 from torchtransfer.evaluation import classification_metrics
 from torchtransfer.train import strategies
-from torchtransfer.train.optim import make_optimizer, make_scheduler
+from torchtransfer.train.features import trunk_features
+from torchtransfer.train.optim import OptimConfig, make_optimizer, make_scheduler
+from torchtransfer.train.results import EpochStats
 
-if TYPE_CHECKING:
-    from torchtransfer.train.learner import EpochStats, TransferLearner
 
-
-def cached_features(learner: TransferLearner, data: batches.Data) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N, d) on the learner's device, labels (N,)) for the labelled images of ``data``."""
+def cached_features(model: nn.Module, data: batches.Data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (N, d) on ``device``, labels (N,)) for the labelled images of ``data``."""
     feats, labels = [], []
     for x, y in batches.in_order(data, 512):
         keep = y >= 0
-        feats.append(learner._features([(x[keep], y[keep])]))
+        feats.append(trunk_features(model, [(x[keep], y[keep])], device))
         labels.append(y[keep])
-    return torch.cat(feats).to(learner.device), torch.cat(labels).to(learner.device)
+    return torch.cat(feats).to(device), torch.cat(labels).to(device)
 
 
-def fit_head_on_cache(learner: TransferLearner, data: batches.Data, val_data: batches.Data | None, epochs: int,
-                      batch_size: int, gen: torch.Generator) -> Iterator[EpochStats]:
+def fit_head_on_cache(model: nn.Module, cfg: OptimConfig, device: torch.device, data: batches.Data,
+                      val_data: batches.Data | None, epochs: int, batch_size: int,
+                      gen: torch.Generator) -> Iterator[EpochStats]:
     """Yield ``EpochStats`` per epoch of head-only training on cached features."""
-    from torchtransfer.train.learner import EpochStats
-
-    model, cfg = learner.model, learner.optim
     strategies.freeze(model, 0)
-    f_train, y_train = cached_features(learner, data)  # (N, d), (N,)
-    f_val, y_val = cached_features(learner, val_data) if val_data is not None else (None, None)
+    f_train, y_train = cached_features(model, data, device)  # (N, d), (N,)
+    f_val, y_val = cached_features(model, val_data, device) if val_data is not None else (None, None)
     opt = make_optimizer([{"params": list(model.head.parameters()), "lr": cfg.lr, "name": "head"}], cfg)
     steps = batches.n_batches(len(y_train), batch_size)
     sched = make_scheduler(opt, cfg, steps, epochs)
     for epoch in range(1, epochs + 1):
         model.head.train()
-        order = torch.randperm(len(y_train), generator=gen).to(learner.device)
+        order = torch.randperm(len(y_train), generator=gen).to(device)
         total, n = 0.0, 0
         for start in range(0, len(order), batch_size):
             idx = order[start: start + batch_size]

@@ -20,53 +20,24 @@ import copy
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchtransfer.data import batches
-from torchtransfer.data.augment import Affine, as_augment
+from torchtransfer.devices import resolve_device
 from torchtransfer.evaluation import classification_metrics
 from torchtransfer.progress import track
 from torchtransfer.train import strategies
 from torchtransfer.train.adaptation import AdaptationSpec, entropy, make_aligner
 from torchtransfer.train.feature_cache import fit_head_on_cache
+from torchtransfer.train.features import to_device, trunk_features
 from torchtransfer.train.optim import OptimConfig, make_optimizer, make_scheduler
+from torchtransfer.train.plan import TrainPlan
+from torchtransfer.train.results import EpochStats, FitResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    epoch: int
-    train_loss: float
-    val_acc: float | None
-    lr: float = 0.0
-
-
-@dataclass(frozen=True)
-class FitResult:
-    history: tuple[EpochStats, ...]
-    best_epoch: int
-    best_val_acc: float | None
-    stopped_early: bool = False
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was requested but CUDA is not available; use cpu or auto")
-    return torch.device(device)
-
-
-def _as_spec(adaptation: AdaptationSpec | str | None) -> AdaptationSpec:
-    if adaptation is None:
-        return AdaptationSpec()
-    return AdaptationSpec(method=adaptation) if isinstance(adaptation, str) else adaptation
 
 
 class TransferLearner:
@@ -78,38 +49,34 @@ class TransferLearner:
         self.model = model.to(self.device, memory_format=torch.channels_last) if self.cuda else model.to(self.device)
         self.optim = optim
 
-    def fit(self, train: batches.Data, epochs: int, strategy: str = "fine_tune", *,
-            val_data: batches.Data | None = None, target: batches.Data | None = None,
-            adaptation: AdaptationSpec | str | None = None, batch_size: int = 64, augment: bool | Affine = False,
-            seed: int = 0, unfreeze: int = 1, patience: int | None = None, feature_cache: bool | None = None,
-            on_epoch: Callable[[EpochStats], None] | None = None) -> FitResult:
-        """Train up to ``epochs`` epochs; restore the best epoch (by ``val_data`` accuracy) and return the history.
+    def fit(self, train: batches.Data, epochs: int | None = None, strategy: str = "fine_tune", *,
+            plan: TrainPlan | None = None, val_data: batches.Data | None = None, target: batches.Data | None = None,
+            on_epoch: Callable[[EpochStats], None] | None = None, **settings) -> FitResult:
+        """Train by ``plan`` (or by its fields given as keywords: ``fit(data, epochs=5, patience=2)``); restore
+        the best epoch (by ``val_data`` accuracy) and return the history.
 
-        ``augment``: ``True`` for the default random affine, or an ``Affine`` with its own ranges.
         ``target`` (images; labels of -1 hidden) feeds the adaptation method; its labelled images, if any, join
-        the training set. ``feature_cache`` (default: on whenever it is exact, i.e. ``feature_extraction`` with
-        no augmentation and no adaptation) computes the frozen trunk's features once and trains only the head.
+        the training set. With a ``plan`` its optimiser replaces the learner's. ``on_epoch(stats)`` runs after
+        every epoch and may raise to stop (e.g. ``optuna.TrialPruned``).
         """
-        strategies.check_strategy(strategy)
-        if epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1, got {epochs}")
-        spec = _as_spec(adaptation)
+        if plan is None:
+            plan = TrainPlan(epochs=epochs, strategy=strategy, optim=self.optim, **settings)
+        elif epochs is not None or settings:
+            raise TypeError("pass either plan=TrainPlan(...) or its fields as keywords, not both")
+        self.optim = plan.optim
+        spec = plan.adaptation
         if spec.method != "none" and target is None:
             raise ValueError(f"adaptation method {spec.method!r} needs target data")
         data = batches.labelled(train, target)
-        cacheable = strategy == "feature_extraction" and not augment and spec.method == "none"
-        if feature_cache and not cacheable:
-            raise ValueError("feature_cache needs strategy 'feature_extraction', augment=False and no adaptation")
-        gen = torch.Generator().manual_seed(seed)
-        augment = as_augment(augment)
+        gen = torch.Generator().manual_seed(plan.seed)
         with torch.random.fork_rng(devices=[]):  # dataset transforms and dropout draw from the global RNG
-            torch.manual_seed(seed)
-            if cacheable and feature_cache is not False:
-                run = fit_head_on_cache(self, data, val_data, epochs, batch_size, gen)
+            torch.manual_seed(plan.seed)
+            if plan.cacheable and plan.feature_cache is not False:
+                run = fit_head_on_cache(self.model, self.optim, self.device, data, val_data, plan.epochs,
+                                        plan.batch_size, gen)
             else:
-                run = self._fit_loop(data, val_data, target if spec.method != "none" else None, spec, epochs,
-                                     strategy, batch_size, augment, unfreeze, gen)
-            return self._select(run, epochs, patience, on_epoch)
+                run = self._fit_loop(data, val_data, target if spec.method != "none" else None, plan, gen)
+            return self._select(run, plan.epochs, plan.patience, on_epoch)
 
     def _select(self, run, epochs: int, patience: int | None,
                 on_epoch: Callable[[EpochStats], None] | None) -> FitResult:
@@ -138,13 +105,13 @@ class TransferLearner:
             self.model.load_state_dict(best[2])
         return FitResult(tuple(history), best[1] if best else len(history), best[0] if best else None, stopped)
 
-    def _fit_loop(self, data, val_data, target, spec: AdaptationSpec, epochs: int, strategy: str,
-                  batch_size: int, augment: Affine | None, unfreeze: int, gen: torch.Generator):
+    def _fit_loop(self, data, val_data, target, plan: TrainPlan, gen: torch.Generator):
         """Yield ``EpochStats`` per epoch of end-to-end training (with adaptation when ``target`` is given)."""
+        spec, epochs, batch_size, augment = plan.adaptation, plan.epochs, plan.batch_size, plan.augment
         blocks = strategies.blocks_of(self.model)
         aligner = None
         if target is not None:
-            t_feats = self._features(batches.in_order(target, 256), limit=512) if spec.method == "dan" else None
+            t_feats = self.features(batches.in_order(target, 256), limit=512) if spec.method == "dan" else None
             aligner = make_aligner(spec, self.model.feature_dim, t_feats, seed=int(gen.initial_seed()))
             aligner = aligner.to(self.device)
         extra = (aligner,) if aligner is not None else ()
@@ -155,7 +122,7 @@ class TransferLearner:
         scaler = torch.amp.GradScaler("cuda", enabled=self.cuda)
         t_iter = batches.endless(target, batch_size, gen, self.cuda) if target is not None else None
         for epoch in range(1, epochs + 1):
-            k = strategies.n_trainable_blocks(strategy, len(blocks), epoch, unfreeze)
+            k = strategies.n_trainable_blocks(plan.strategy, len(blocks), epoch, plan.unfreeze)
             strategies.freeze(self.model, k)
             strategies.train_mode(self.model, k)
             if aligner is not None:
@@ -201,21 +168,11 @@ class TransferLearner:
         return float(loss.detach())
 
     def _to(self, x: Tensor) -> Tensor:
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
+        return to_device(x, self.device)
 
-    @torch.no_grad()
-    def _features(self, pairs, limit: int | None = None) -> Tensor:
+    def features(self, pairs, limit: int | None = None) -> Tensor:
         """Trunk features (N, d) in eval mode for the images of ``(x, y)`` batches (at most ``limit``)."""
-        self.model.eval()
-        out, seen = [], 0
-        for x, _ in pairs:
-            with torch.autocast(self.device.type, enabled=self.cuda):
-                out.append(self.model.features(self._to(x)).float().cpu())
-            seen += len(x)
-            if limit is not None and seen >= limit:
-                break
-        return torch.cat(out)[:limit]
+        return trunk_features(self.model, pairs, self.device, limit)
 
     @torch.no_grad()
     def predict_proba(self, x: Tensor, batch_size: int = 512) -> Tensor:

@@ -1,48 +1,105 @@
-"""The flow's fine-tuning recipe as one pure function: a config, a start model, the data and ``HParams``.
+"""The flow's training recipes: config sections (+ the tuned ``HParams``) → one ``TrainPlan``, built here
+and nowhere else, then run from a start model on a ``DomainPair``.
 
-Tuning trials, the final fine-tune and the benchmarks all call ``fine_tune_with`` so they train alike.
+Tuning trials, the final fine-tune, the source model and the benchmarks all come through here, so they
+train alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-from torchtransfer.config import ExperimentConfig
 from torchtransfer.data.augment import Affine
 from torchtransfer.data.splits import DomainPair
-from torchtransfer.models import build_model
+from torchtransfer.models import HAS_PRETRAINED_WEIGHTS, build_model
 from torchtransfer.train.adaptation import AdaptationSpec
-from torchtransfer.train.learner import EpochStats, FitResult, transfer_learner
+from torchtransfer.train.learner import TransferLearner
+from torchtransfer.train.optim import OptimConfig
+from torchtransfer.train.plan import TrainPlan
+from torchtransfer.train.results import EpochStats, FitResult
 from torchtransfer.tune.search import HParams
 
+if TYPE_CHECKING:
+    from torchtransfer.config import AdaptationConfig, ModelConfig, PretrainConfig, TrainConfig
 
-def fine_tune_with(cfg: ExperimentConfig, model: nn.Module, pair: DomainPair, hp: HParams,
+
+def fine_tune_plan(train: TrainConfig, adaptation: AdaptationConfig, hp: HParams, seed: int,
+                   device: str = "auto") -> TrainPlan:
+    """The plan of a trial or the final fine-tune: ``hp`` plus the fixed ``train`` and ``adaptation`` settings."""
+    optim = OptimConfig(lr=hp.lr, momentum=train.momentum, nesterov=train.nesterov, weight_decay=hp.weight_decay,
+                        optimizer=train.optimizer, lr_mult=train.lr_mult, schedule=train.schedule,
+                        warmup_epochs=train.warmup_epochs, label_smoothing=train.label_smoothing,
+                        clip_grad_norm=train.clip_grad_norm)
+    spec = AdaptationSpec(method=hp.method, weight=hp.adaptation_weight, schedule=adaptation.schedule,
+                          entropy_weight=adaptation.entropy_weight,
+                          max_importance_weight=adaptation.max_importance_weight, hidden=adaptation.hidden)
+    return TrainPlan(epochs=hp.epochs, strategy=hp.strategy, optim=optim, adaptation=spec,
+                     augment=train.augment and Affine(scale=train.augment_scale), batch_size=train.batch_size,
+                     unfreeze=train.unfreeze, patience=train.patience, seed=seed, device=device)
+
+
+def pretrain_strategy(model: ModelConfig, pretrain: PretrainConfig) -> str:
+    """``pretrain.strategy``; ``auto`` keeps ImageNet features (``feature_extraction``: only the new head learns
+    the source classes) when the backbone has pretrained weights and ``model.pretrained`` asks for them, and
+    trains the whole network (``fine_tune``) otherwise."""
+    if pretrain.strategy != "auto":
+        return pretrain.strategy
+    return "feature_extraction" if model.pretrained and HAS_PRETRAINED_WEIGHTS[model.backbone] else "fine_tune"
+
+
+def pretrain_plan(model: ModelConfig, pretrain: PretrainConfig, seed: int, device: str = "auto") -> TrainPlan:
+    """The source model's plan: labelled source data, model selection by source validation accuracy."""
+    optim = OptimConfig(lr=pretrain.lr, momentum=pretrain.momentum, weight_decay=pretrain.weight_decay)
+    return TrainPlan(epochs=pretrain.epochs, strategy=pretrain_strategy(model, pretrain), optim=optim,
+                     augment=pretrain.augment and Affine(scale=pretrain.augment_scale),
+                     batch_size=pretrain.batch_size, seed=seed, device=device)
+
+
+@dataclass(frozen=True)
+class SourceTraining:
+    """How the experiment's source model is built and trained (``plan()``)."""
+
+    model: ModelConfig
+    pretrain: PretrainConfig
+    seed: int
+    device: str = "auto"
+
+    def plan(self) -> TrainPlan:
+        return pretrain_plan(self.model, self.pretrain, self.seed, self.device)
+
+
+@dataclass(frozen=True)
+class FineTuning:
+    """The fixed part of every fine-tuning run of an experiment; ``plan(hp)`` adds the tuned ``HParams``."""
+
+    train: TrainConfig
+    adaptation: AdaptationConfig
+    seed: int
+    device: str = "auto"
+
+    def plan(self, hp: HParams) -> TrainPlan:
+        return fine_tune_plan(self.train, self.adaptation, hp, self.seed, self.device)
+
+
+def fine_tune_with(model: nn.Module, pair: DomainPair, plan: TrainPlan,
                    on_epoch: Callable[[EpochStats], None] | None = None) -> tuple[nn.Module, FitResult]:
-    """Fine-tune ``model`` with ``hp`` plus the fixed ``train`` and ``adaptation`` settings; model selection on
-    the labelled target validation split. ``on_epoch`` may raise (e.g. ``optuna.TrialPruned``)."""
-    t, a = cfg.train, cfg.adaptation
-    learner = transfer_learner(
-        model, lr=hp.lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=hp.weight_decay,
-        device=cfg.device, optimizer=t.optimizer, lr_mult=t.lr_mult, schedule=t.schedule,
-        warmup_epochs=t.warmup_epochs, label_smoothing=t.label_smoothing, clip_grad_norm=t.clip_grad_norm)
-    spec = AdaptationSpec(method=hp.method, weight=hp.adaptation_weight, schedule=a.schedule,
-                          entropy_weight=a.entropy_weight, max_importance_weight=a.max_importance_weight,
-                          hidden=a.hidden)
-    result = learner.fit(pair.source_train, hp.epochs, hp.strategy, val_data=pair.target_val,
-                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size,
-                         augment=t.augment and Affine(scale=t.augment_scale),
-                         seed=cfg.seed, unfreeze=t.unfreeze, patience=t.patience, on_epoch=on_epoch)
+    """Fine-tune ``model`` by ``plan`` on source train (+ target train for adaptation); the best epoch by the
+    labelled target validation split. ``on_epoch`` may raise (e.g. ``optuna.TrialPruned``)."""
+    learner = TransferLearner(model, plan.optim, device=plan.device)
+    result = learner.fit(pair.source_train, plan=plan, val_data=pair.target_val, target=pair.target_train,
+                         on_epoch=on_epoch)
     return learner.model.cpu(), result
 
 
-def pretrain_on_source(cfg: ExperimentConfig, pair: DomainPair) -> tuple[nn.Module, FitResult]:
-    """The source model: the configured backbone trained on labelled source data (``pretrain``), the best epoch
-    by source validation accuracy restored."""
-    p = cfg.pretrain
-    model = build_model(cfg.model.backbone, cfg.model.num_classes, cfg.seed, pretrained=cfg.model.pretrained)
-    learner = transfer_learner(model, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, device=cfg.device)
-    result = learner.fit(pair.source_train, p.epochs, "fine_tune", val_data=pair.source_val,
-                         batch_size=p.batch_size, augment=p.augment and Affine(scale=p.augment_scale), seed=cfg.seed)
+def pretrain_on_source(source: SourceTraining, pair: DomainPair) -> tuple[nn.Module, FitResult]:
+    """The source model: the configured backbone trained by ``source.plan()`` on labelled source data, the
+    best epoch by source validation accuracy restored."""
+    model, plan = source.model, source.plan()
+    network = build_model(model.backbone, model.num_classes, plan.seed, pretrained=model.pretrained)
+    learner = TransferLearner(network, plan.optim, device=plan.device)
+    result = learner.fit(pair.source_train, plan=plan, val_data=pair.source_val)
     return learner.model.cpu(), result

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from torchtransfer.config import FloatRange, IntRange, SearchConfig
+if TYPE_CHECKING:
+    from torchtransfer.config import FloatRange, IntRange, SearchConfig
 
 
 class Trial(Protocol):  # the part of optuna.Trial used here
@@ -66,6 +67,7 @@ def steer(space: SearchConfig, p_value: float | None, alpha: float) -> tuple[Sea
     searches plain fine-tuning only. ``p_value`` None (no test ran) keeps the space.
 
     Example:
+        >>> from torchtransfer.config import SearchConfig
         >>> steer(SearchConfig(), 0.2, 0.05)[0].adaptation_weight.high
         0.0
     """
@@ -73,6 +75,7 @@ def steer(space: SearchConfig, p_value: float | None, alpha: float) -> tuple[Sea
         return space, "unchanged: no permutation test ran (shift.n_permutations = 0)"
     if p_value < alpha:
         return space, f"adaptation kept: significant shift (p = {p_value:.4g} < alpha = {alpha:g})"
-    update: dict[str, Any] = {"adaptation_weight": FloatRange(low=0.0, high=0.0), "method": ("none",)}
+    no_weight = space.adaptation_weight.model_copy(update={"low": 0.0, "high": 0.0, "log": False})
+    update: dict[str, Any] = {"adaptation_weight": no_weight, "method": ("none",)}
     reason = f"adaptation removed: no significant shift (p = {p_value:.4g} >= alpha = {alpha:g})"
     return space.model_copy(update=update), reason

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -30,6 +31,28 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite:")
 
 
+def storage_problem(url: str, timeout_s: float = 5.0) -> str | None:
+    """Why ``tuning.storage`` cannot be used (None: it can), found without creating anything: a database
+    server must accept a connection within ``timeout_s``; a SQLite or journal file is made on first use."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    if url.startswith(JOURNAL_PREFIX) or is_sqlite(url):
+        return None  # a file (and its folder) made on first use
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": int(max(timeout_s, 1))}, pool_pre_ping=False)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except ArgumentError as exc:
+        return f"tuning.storage: not a database URL ({exc})"
+    except (SQLAlchemyError, ModuleNotFoundError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return f"tuning.storage: cannot connect to {make_url(url).render_as_string(hide_password=True)}: {reason}"
+    return None
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats for database URLs, or a journal file storage for ``journal://PATH``."""
     if url.startswith(JOURNAL_PREFIX):
@@ -44,6 +67,23 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
 
 
+PRUNERS = ("median", "hyperband", "none")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A study's identity: its name, where it lives (an Optuna storage URL), its sampler seed and pruner."""
+
+    name: str
+    storage: str
+    seed: int
+    pruner: str = "none"
+
+    def open(self, seed_offset: int = 0) -> optuna.Study:
+        """Create or load the study; worker ``i`` samples with ``seed + i`` (see ``run_trials``)."""
+        return load_or_create(self.name, self.storage, self.seed + seed_offset, self.pruner)
+
+
 def make_pruner(name: str, min_epochs: int = 1) -> optuna.pruners.BasePruner:
     """``median`` (after 3 complete trials and ``min_epochs`` epochs), ``hyperband`` or ``none``."""
     if name == "median":
@@ -52,7 +92,7 @@ def make_pruner(name: str, min_epochs: int = 1) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise ValueError(f"unknown pruner {name!r}; expected median, hyperband or none")
+    raise ValueError(f"unknown pruner {name!r}; expected one of {PRUNERS}")
 
 
 def load_or_create(name: str, url: str, seed: int, pruner: str = "none") -> optuna.Study:

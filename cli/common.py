@@ -1,0 +1,26 @@
+"""What the commands share: the config options, loading a config with a clean exit 2, the consoles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from torchtransfer.config import ConfigError, ExperimentConfig, load_config
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigFiles = Annotated[list[Path], typer.Option("--config", "-c", help="YAML files, merged left to right.")]
+Overrides = Annotated[list[str], typer.Option("--set", "-s", help="Dotted override KEY=VALUE (repeatable).")]
+DEFAULT_CONFIG = [Path("conf/default.yaml")]
+
+
+def load_or_exit(config: list[Path] | None, overrides: list[str] | None) -> ExperimentConfig:
+    try:
+        return load_config(*(config or DEFAULT_CONFIG), overrides=overrides or [])
+    except ConfigError as exc:
+        err_console.print(f"[bold red]config error[/]\n{exc}", highlight=False)
+        raise typer.Exit(2) from None

@@ -1,0 +1,67 @@
+"""``TrainPlan``: everything one training run needs, in one frozen object.
+
+The flow builds its plans in one place (``torchtransfer.train.recipe``) from config sections and the tuned
+``HParams``; interactive use passes the same fields as keywords to ``TransferLearner.fit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from torchtransfer.data.augment import Affine, as_augment
+from torchtransfer.train.adaptation import AdaptationSpec
+from torchtransfer.train.optim import OptimConfig
+from torchtransfer.train.strategies import check_strategy
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """One run of ``TransferLearner.fit``.
+
+    Attributes:
+        epochs: at most this many epochs (≥ 1); the best by validation accuracy is restored.
+        strategy: ``feature_extraction`` | ``fine_tune`` | ``partial`` | ``gradual``.
+        optim: optimiser, learning rates and schedule.
+        adaptation: the domain-adaptation method and its weights (``"dann"`` is read as ``AdaptationSpec("dann")``).
+        augment: the random affine (``True`` for the default ranges), or None / False for none.
+        batch_size: images per step (source and target alike).
+        unfreeze: trunk blocks that train under ``partial`` (and per epoch under ``gradual``).
+        patience: stop after this many epochs without a better validation accuracy (None: never).
+        seed: seeds batches, augmentation, dropout and the new layers of the aligner.
+        feature_cache: None = on whenever exact (``feature_extraction``, no augmentation, no adaptation).
+        device: ``auto`` | ``cpu`` | ``cuda``.
+    """
+
+    epochs: int
+    strategy: str = "fine_tune"
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    adaptation: AdaptationSpec | str | None = None
+    augment: Affine | bool | None = None
+    batch_size: int = 64
+    unfreeze: int = 1
+    patience: int | None = None
+    seed: int = 0
+    feature_cache: bool | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_strategy(self.strategy)
+        if self.epochs is None or self.epochs < 1:
+            raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        spec = self.adaptation
+        spec = AdaptationSpec() if spec is None else AdaptationSpec(method=spec) if isinstance(spec, str) else spec
+        object.__setattr__(self, "adaptation", spec)
+        object.__setattr__(self, "augment", as_augment(bool(self.augment) if self.augment is None else self.augment))
+        if self.feature_cache and not self.cacheable:
+            raise ValueError("feature_cache needs strategy 'feature_extraction', augment=False and no adaptation")
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether the frozen trunk's features are the same every epoch (so they can be cached exactly)."""
+        return self.strategy == "feature_extraction" and self.augment is None and self.adaptation.method == "none"
+
+    def with_(self, **changes) -> TrainPlan:
+        """A copy with ``changes`` (e.g. ``plan.with_(epochs=1)``)."""
+        return replace(self, **changes)
