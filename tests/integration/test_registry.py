@@ -214,8 +214,9 @@ FRESH = """
 import json, sys
 import numpy as np, mlflow
 out = mlflow.pyfunc.load_model(sys.argv[1]).predict(np.load(sys.argv[2]))
+orchestration = {"prefect", "torchtransfer_tasks", "torchtransfer_flows", "optuna"}
 print(json.dumps({"labels": out["label"].tolist(), "columns": list(out.columns),
-                  "loaded": sorted({m.split(".")[0] for m in sys.modules} & {"prefect", "tasks", "flows", "optuna"})}))
+                  "loaded": sorted({m.split(".")[0] for m in sys.modules} & orchestration)}))
 """
 
 

@@ -17,7 +17,7 @@ from torchtransfer.uris import credentials_to_env, redact
 from torchtransfer_cli import orchestration as cli_orchestration
 from torchtransfer_cli import servers
 
-PROJECT_CODE = [p for d in ("torchtransfer", "tasks", "flows", "benchmarks", "scripts")
+PROJECT_CODE = [p for d in ("torchtransfer", "cli", "tasks", "flows", "benchmarks", "scripts")
                 for p in (ROOT / d).rglob("*.py")]
 
 
