@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,8 +12,19 @@ from rich.console import Console
 
 from torchtransfer.config import ConfigError, ExperimentConfig, load_config
 
-console = Console()
-err_console = Console(stderr=True)
+PIPE_WIDTH = 240  # columns for output that is not a terminal: a file, a pipe, a CI log
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that draws at a terminal's own width, and elsewhere wide enough that no table cell is cut to
+    ``chal…`` (rich would assume 80 columns)."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = None if stream.isatty() else max(PIPE_WIDTH, int(os.environ.get("COLUMNS") or 0))
+    return Console(stderr=stderr, width=wide)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 ConfigFiles = Annotated[list[Path], typer.Option("--config", "-c", help="YAML files, merged left to right.")]
 Overrides = Annotated[list[str], typer.Option("--set", "-s", help="Dotted override KEY=VALUE (repeatable).")]

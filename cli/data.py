@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from torchtransfer.data import datasets
+from torchtransfer_cli.common import make_console
 
-console = Console()
+console = make_console()
 app = typer.Typer(help="List and fetch the offline datasets.", no_args_is_help=True)
 CacheDir = Annotated[Path, typer.Option(help="Cache folder (default $TORCHTRANSFER_CACHE or ~/.cache/torchtransfer).")]
 
@@ -71,7 +71,7 @@ def fetch(names: Annotated[list[str], typer.Argument(help="Datasets to fetch (de
         if name not in datasets.LOADERS:
             hint = (f"{name} is read by the Python API (datasets.{name}(root, download=...)), not fetched here"
                     if name in datasets.STANDARD_SETS else f"unknown dataset {name!r}")
-            Console(stderr=True).print(f"{hint}; fetchable: {sorted(datasets.LOADERS)}", highlight=False)
+            make_console(stderr=True).print(f"{hint}; fetchable: {sorted(datasets.LOADERS)}", highlight=False)
             raise typer.Exit(2)
         with console.status(f"fetching {name} …"):
             domain = datasets.load_domain(name, cache)

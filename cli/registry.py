@@ -6,18 +6,17 @@ Exit codes: 0 success, 1 the registry refused (unknown model/version/alias), 2 b
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from torchtransfer import keys
+from torchtransfer import keys, uris
 from torchtransfer.config import TrackingConfig
+from torchtransfer_cli.common import make_console
 
-console = Console()
+console = make_console()
 TrackingUri = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow store; default $MLFLOW_TRACKING_URI, else the config default.")]
 METRIC_COLUMNS = tuple((label, keys.as_tag(metric)) for label, metric in (
@@ -27,11 +26,12 @@ ACC_TAG = keys.as_tag(keys.TARGET_ACC)
 
 
 def _uri(tracking_uri: str | None) -> str:
-    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or TrackingConfig().uri
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else the config default; credentials moved out."""
+    return uris.tracking_uri(TrackingConfig().uri, explicit=tracking_uri)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    make_console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
 
 

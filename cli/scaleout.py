@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from torchtransfer.config import ConfigError
-from torchtransfer_cli.common import load_or_exit
+from torchtransfer_cli.common import load_or_exit, make_console
 
-console = Console()
-err_console = Console(stderr=True)
+console, err_console = make_console(), make_console(stderr=True)
 
 
 def tune_worker(

@@ -13,9 +13,9 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from torchtransfer_cli.common import make_console
 from torchtransfer_cli.progress import bars
 
 
@@ -100,7 +100,7 @@ def shift(
             report, result = shift_report.analyze(xa, xb, n_permutations=permutations, bandwidth=bandwidth or None,
                                                   seed=seed, alpha=alpha, labels_x=ya, labels_y=yb)
     except ValueError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        make_console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     report.update(source=str(a), target=str(b))
     if plots:
@@ -110,7 +110,7 @@ def shift(
     if json_out:
         typer.echo(json.dumps(report, indent=2))
     else:
-        Console().print(_table(a, b, report))
+        make_console().print(_table(a, b, report))
     if fail_on_shift and report["significant"]:
         raise typer.Exit(1)
 
