@@ -41,7 +41,7 @@ def tune_worker(cfg: ExperimentConfig, n_trials: int, sampler_offset: int = 1000
     ``sampler_offset`` shifts this worker's sampler seed away from the flow's own workers (0, 1, ...)."""
     preflight(cfg.data, cfg.tuning.storage, cfg.tracking.uri)
     cache = cfg.cache_path
-    fine_tuning = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device)
+    fine_tuning = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device, cfg.tuning.objective)
     with parent_run(cfg) as run:
         log_tags(run, {"torchtransfer.role": "tune-worker", "torchtransfer.worker": worker_id()})
         log_params(run, {"seed.sampler.worker": cfg.seed + sampler_offset})

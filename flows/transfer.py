@@ -82,7 +82,7 @@ def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
     preflight(cfg.data, cfg.tuning.storage, cfg.tracking.uri)
     cache = cfg.cache_path
     source_training = SourceTraining(cfg.model, cfg.pretrain, cfg.seed, cfg.device)
-    fine_tuning = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device)
+    fine_tuning = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device, cfg.tuning.objective)
     with parent_run(cfg) as run:
         data = prepared_data(cfg.data, cfg.seed, cache, run)
         source = source_model(source_training, data, cache, run)

@@ -50,7 +50,9 @@ def _samples(pair: DomainPair, cfg: ShiftConfig, seed: int) -> tuple[torch.Tenso
 
 
 def _features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(N, feature_dim) trunk features on the CPU, in batches of 512."""
+    """(N, feature_dim) trunk features on the CPU, in batches of 512 (N may be 0)."""
+    if len(x) == 0:
+        return torch.zeros(0, model.feature_dim)
     batches = ((x[i: i + 512], None) for i in range(0, len(x), 512))
     return trunk_features(model, batches, torch.device("cpu"))
 
@@ -74,7 +76,9 @@ def _one(name: str, xs: torch.Tensor, xt: torch.Tensor, per_class_inputs: tuple[
     with stage(f"shift on {name}"):
         report, result = shift_report.analyze(xs, xt, n_permutations=cfg.n_permutations, seed=seed,
                                               alpha=cfg.alpha)
-    per_class = shift.class_conditional_mmd(*per_class_inputs, bandwidth=result.bandwidth, seed=seed)
+    labelled_target = len(per_class_inputs[1]) > 0  # none when the target has no labels at all
+    per_class = shift.class_conditional_mmd(*per_class_inputs, bandwidth=result.bandwidth, seed=seed) \
+        if labelled_target else {}
     report["per_class"] = {str(c): v for c, v in per_class.items()}
     fig = shift_report.null_figure(result, title=f"MMD² permutation test ({name})")
     run.client.log_figure(run.run_id, fig, f"shift/null_{name}.png")

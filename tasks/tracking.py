@@ -67,8 +67,10 @@ def log_tags(run: RunRef, tags: dict[str, Any]) -> None:
 
 
 def log_epoch(run: RunRef, stats: EpochStats) -> None:
-    """``train/loss`` and ``val/acc`` at step = epoch."""
-    log_metrics(run, {"train/loss": stats.train_loss, "val/acc": stats.val_acc}, step=stats.epoch)
+    """``train/loss``, ``val/acc`` (the oracle, where target validation labels exist), ``val/objective`` and
+    every ``validation/<name>`` at step = epoch."""
+    log_metrics(run, {"train/loss": stats.train_loss, "val/acc": stats.val_acc, "val/objective": stats.objective,
+                      **stats.metrics}, step=stats.epoch)
 
 
 def start_child(parent: RunRef, name: str, params: dict[str, Any]) -> RunRef:

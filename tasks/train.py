@@ -86,7 +86,7 @@ def source_model(source: SourceTraining, data: DataRef, cache: Path, run: RunRef
 def fit_hparams(recipe: FineTuning, source: ModelRef, data: DataRef, hp: HParams,
                 on_epoch: Callable[[EpochStats], None] | None = None) -> tuple[torch.nn.Module, FitResult]:
     """``torchtransfer.train.recipe.fine_tune_with`` from the source model on the prepared data."""
-    return fine_tune_with(source.load(), data.load(), recipe.plan(hp), on_epoch)
+    return fine_tune_with(source.load(), data.load(), recipe.plan(hp), on_epoch, recipe.objective)
 
 
 @task(cache_policy=NO_CACHE)
@@ -102,7 +102,8 @@ def fine_tune(recipe: FineTuning, data: DataRef, source: ModelRef, hp: HParams, 
     path = cache / "runs" / run.run_id / "model.pt"
     sha = save_weights(model, path)
     log_tags(run, {keys.MODEL_SHA256: sha})
-    log_metrics(run, {"val/acc_best": result.best_val_acc})
-    logger.info("fine-tuned (%s, %s): best epoch %d, target val acc %.4f", hp.strategy, hp.method, result.best_epoch,
-                result.best_val_acc)
+    log_metrics(run, {"val/acc_best": result.best_val_acc, "val/objective_best": result.best_score})
+    logger.info("fine-tuned (%s, %s): best epoch %d by %s %.4f (target val acc %s)", hp.strategy, hp.method,
+                result.best_epoch, recipe.objective, result.best_score,
+                "-" if result.best_val_acc is None else f"{result.best_val_acc:.4f}")
     return ModelRef(str(path), sha, source.backbone, source.num_classes, run.run_id)

@@ -15,8 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from torchtransfer import keys
 from torchtransfer.config import SearchConfig, TuningConfig, section_hash
 from torchtransfer.progress import stage, track
+from torchtransfer.train import selection
 from torchtransfer.train.recipe import FineTuning
-from torchtransfer.tune import search
+from torchtransfer.tune import audit, search, validators
 from torchtransfer.tune import study as studies
 from torchtransfer.tune.search import HParams, suggest_hparams
 from torchtransfer.tune.study import StudySpec
@@ -37,11 +38,12 @@ class TuningResult:
 def study_spec(experiment: str, tuning: TuningConfig, space: SearchConfig, recipe: FineTuning, source: ModelRef,
                fingerprint: str) -> StudySpec:
     """The study of this experiment: its name is the experiment name + a hash of everything a trial's result
-    depends on (not ``n_trials``): the search space, the fixed fine-tuning settings (``train``, ``adaptation``),
+    depends on (not ``n_trials``): the search space, the fixed fine-tuning settings (``train``, ``adaptation``,
+    the objective),
     the seed, the source model's content key, the data fingerprint and the code that runs a trial. A re-run
     with all of these unchanged continues the same study; a change in any starts another."""
-    key = section_hash(space, recipe.train, recipe.adaptation, recipe.seed, source.key, fingerprint,
-                       training_code_hash(), code_hash(search))
+    key = section_hash(space, recipe.train, recipe.adaptation, recipe.objective, recipe.seed, source.key,
+                       fingerprint, training_code_hash(), code_hash(search, selection, validators))
     return StudySpec(f"{experiment}-{key[:10]}", tuning.storage, recipe.seed, tuning.pruner)
 
 
@@ -63,9 +65,9 @@ def _objective(space: SearchConfig, recipe: FineTuning, data: DataRef, source: M
 
         def on_epoch(stats) -> None:
             log_epoch(child, stats)
-            trial.report(stats.val_acc, stats.epoch)
+            trial.report(stats.objective, stats.epoch)  # the pruner follows the objective
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {stats.epoch} (val/acc {stats.val_acc:.4f})")
+                raise optuna.TrialPruned(f"pruned at epoch {stats.epoch} ({recipe.objective} {stats.objective:.4f})")
 
         try:
             with stage(f"trial {trial.number}"):
@@ -79,11 +81,14 @@ def _objective(space: SearchConfig, recipe: FineTuning, data: DataRef, source: M
             log_tags(child, {"optuna.trial_state": "FAIL", "optuna.fail_reason": repr(exc)[:500]})
             end(child, "FAILED")
             raise
-        log_metrics(child, {"val/acc_best": result.best_val_acc})
+        best = result.best
+        trial.set_user_attr("validation", dict(best.metrics) if best else {})  # at the best epoch: the audit's input
+        log_metrics(child, {"val/acc_best": result.best_val_acc, "val/objective_best": result.best_score})
         log_tags(child, {"optuna.trial_state": "COMPLETE"})
         end(child)
-        logger.info("trial %d: val/acc %.4f  %s", trial.number, result.best_val_acc, asdict(hp))
-        return result.best_val_acc
+        logger.info("trial %d: %s %.4f (val/acc %s)  %s", trial.number, recipe.objective, result.best_score,
+                    "-" if result.best_val_acc is None else f"{result.best_val_acc:.4f}", asdict(hp))
+        return result.best_score
 
     return objective
 
@@ -147,4 +152,17 @@ def summarize_study(study: StudySpec, space: SearchConfig, n_run: int, run: RunR
                       **{f"tuning/n_{k}": v for k, v in counts.items() if k != "running"}})
     for fig_name, fig in studies.figures(opened).items():
         run.client.log_figure(run.run_id, fig, f"tuning/{fig_name}.png")
+    _log_audit(opened, run)
     return TuningResult(best, opened.best_value, study.name, n_run, counts)
+
+
+def _log_audit(opened: optuna.Study, run: RunRef) -> None:
+    """Where the oracle exists: ``validation/spearman/<name>``, ``validation/regret/<name>`` and
+    ``validation/audit.png`` over the completed trials (``torchtransfer.tune.audit``)."""
+    trials = [t.user_attrs.get("validation", {}) for t in opened.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    result = audit.audit(trials)
+    if not result:
+        return
+    log_metrics(run, {f"validation/{what}/{name}": value for name, row in result.items()
+                      for what, value in row.items() if value == value})  # NaN (constant scores) is not logged
+    run.client.log_figure(run.run_id, audit.audit_figure(trials), "validation/audit.png")

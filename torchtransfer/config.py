@@ -20,6 +20,7 @@ from torchtransfer.data.datasets import LOADERS, default_cache_dir
 from torchtransfer.models import BACKBONES
 from torchtransfer.train.adaptation import METHODS
 from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
+from torchtransfer.train.selection import LABELLED_OBJECTIVE, OBJECTIVES
 from torchtransfer.train.strategies import STRATEGIES
 from torchtransfer.tune.study import PRUNERS
 from torchtransfer.uris import redact
@@ -32,6 +33,7 @@ Strategy = Literal[STRATEGIES]
 Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
 Pruner = Literal[PRUNERS]
+Objective = Literal[OBJECTIVES]
 
 
 class ConfigError(ValueError):
@@ -45,7 +47,7 @@ class _Strict(BaseModel):
 class DomainConfig(_Strict):
     name: Domain
     train: int = Field(ge=1)
-    val: int = Field(ge=1)
+    val: int = Field(ge=0)  # target 0: no labelled target image for tuning or selection (a label-free objective)
     test: int = Field(ge=1)
     train_labelled: float = Field(1.0, ge=0.0, le=1.0)
 
@@ -58,6 +60,8 @@ class DataConfig(_Strict):
     def _different_domains(self) -> DataConfig:
         if self.source.name == self.target.name:
             raise ValueError(f"source and target are both {self.source.name!r}; pick two different domains")
+        if self.source.val == 0:
+            raise ValueError("data.source.val is 0: the source model is selected on labelled source validation images")
         if self.source.train_labelled == 0:
             raise ValueError("data.source.train_labelled is 0: the source needs labelled training images")
         return self
@@ -147,6 +151,9 @@ class SearchConfig(_Strict):
 
 
 class TuningConfig(_Strict):
+    # what trials, early stopping and the best epoch maximise: target_val_acc (labelled target validation
+    # images) or a label-free validator (torchtransfer.tune.validators)
+    objective: Objective = "target_val_acc"
     n_trials: int = Field(8, ge=1)
     timeout: float | None = Field(None, gt=0)
     storage: str = "sqlite:///optuna.db"
@@ -194,6 +201,13 @@ class ExperimentConfig(_Strict):
     tuning: TuningConfig = TuningConfig()
     tracking: TrackingConfig = TrackingConfig()
     registry: RegistryConfig
+
+    @model_validator(mode="after")
+    def _labels_for_the_objective(self) -> ExperimentConfig:
+        if self.data.target.val == 0 and self.tuning.objective == LABELLED_OBJECTIVE:
+            raise ValueError("data.target.val is 0 (no labelled target validation images) but tuning.objective "
+                             f"is {LABELLED_OBJECTIVE!r}; pick a label-free objective, e.g. tuning.objective=im")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -111,13 +111,17 @@ def test_cli_config_error_exits_2_and_creates_nothing(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def test_cli_failed_run_exits_1_and_marks_the_parent_run_failed(smoke_cfg, tmp_path):
+def test_cli_failed_run_exits_1_and_marks_the_parent_run_failed(smoke_cfg, tmp_path, monkeypatch):
+    """A stage that fails after the run started (here: ResNet-18 ImageNet weights that are not on disk, found
+    by the source model's training) exits 1 and leaves the parent run FAILED. (Split sizes a domain cannot
+    hold no longer get this far: the preflight refuses them before any run exists, exit 2.)"""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no torchvision weights in this cache
     uri = smoke_cfg.tracking.uri
     result = CliRunner().invoke(app, [
         "run", "-c", "conf/default.yaml", "-c", "conf/smoke.yaml", "--set", f"cache_dir={smoke_cfg.cache_dir}",
-        "--set", f"tracking.uri={uri}", "--set", "data.target.test=100000"])
+        "--set", f"tracking.uri={uri}", "--set", "model.backbone=resnet18", "--set", "model.pretrained=true"])
     assert result.exit_code == 1
-    assert "need" in result.output and "the domain holds 9298" in result.output
+    assert "run failed" in result.output and "resnet18-f37072fd.pth" in result.output
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]

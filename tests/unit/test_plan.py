@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 import torch
 
@@ -21,8 +23,8 @@ def _cfg(*overrides: str):
 def test_a_plan_is_frozen_normalised_and_validated():
     plan = TrainPlan(epochs=2, adaptation="dann", augment=True)
     assert plan.adaptation.method == "dann" and isinstance(plan.augment, Affine)
-    with pytest.raises(Exception):
-        plan.epochs = 3  # frozen
+    with pytest.raises(FrozenInstanceError):
+        plan.epochs = 3
     assert plan.with_(epochs=3).epochs == 3 and plan.epochs == 2
     with pytest.raises(ValueError, match="epochs must be"):
         TrainPlan(epochs=0)

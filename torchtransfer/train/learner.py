@@ -20,6 +20,7 @@ import copy
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -51,13 +52,17 @@ class TransferLearner:
 
     def fit(self, train: batches.Data, epochs: int | None = None, strategy: str = "fine_tune", *,
             plan: TrainPlan | None = None, val_data: batches.Data | None = None, target: batches.Data | None = None,
-            on_epoch: Callable[[EpochStats], None] | None = None, **settings) -> FitResult:
+            on_epoch: Callable[[EpochStats], None] | None = None,
+            selector: Callable[[TransferLearner], tuple[float, dict[str, float]]] | None = None,
+            **settings) -> FitResult:
         """Train by ``plan`` (or by its fields given as keywords: ``fit(data, epochs=5, patience=2)``); restore
         the best epoch (by ``val_data`` accuracy) and return the history.
 
         ``target`` (images; labels of -1 hidden) feeds the adaptation method; its labelled images, if any, join
         the training set. With a ``plan`` its optimiser replaces the learner's. ``on_epoch(stats)`` runs after
-        every epoch and may raise to stop (e.g. ``optuna.TrialPruned``).
+        every epoch and may raise to stop (e.g. ``optuna.TrialPruned``). ``selector(learner)`` → ``(score,
+        metrics)`` after every epoch makes ``score`` the objective of model selection and early stopping in place
+        of ``val_data`` accuracy (e.g. a label-free validator: ``torchtransfer.train.selection``).
         """
         if plan is None:
             plan = TrainPlan(epochs=epochs, strategy=strategy, optim=self.optim, **settings)
@@ -76,11 +81,11 @@ class TransferLearner:
                                         plan.batch_size, gen)
             else:
                 run = self._fit_loop(data, val_data, target if spec.method != "none" else None, plan, gen)
-            return self._select(run, plan.epochs, plan.patience, on_epoch)
+            return self._select(run, plan.epochs, plan.patience, on_epoch, selector)
 
-    def _select(self, run, epochs: int, patience: int | None,
-                on_epoch: Callable[[EpochStats], None] | None) -> FitResult:
-        """Drive the epoch generator ``run``: log, keep the best weights, stop early, call ``on_epoch``."""
+    def _select(self, run, epochs: int, patience: int | None, on_epoch: Callable[[EpochStats], None] | None,
+                selector=None) -> FitResult:
+        """Drive the epoch generator ``run``: score, log, keep the best weights, stop early, call ``on_epoch``."""
         history: list[EpochStats] = []
         best: tuple[float, int, dict] | None = None
         stopped = False
@@ -89,11 +94,16 @@ class TransferLearner:
                 if not math.isfinite(stats.train_loss):
                     raise FloatingPointError(f"training loss became {stats.train_loss} at epoch {stats.epoch} "
                                              f"(lr={self.optim.lr})")
+                if selector is not None:
+                    score, metrics = selector(self)
+                    stats = replace(stats, score=score, metrics=metrics,
+                                    val_acc=stats.val_acc if stats.val_acc is not None else metrics.get("val/acc"))
                 history.append(stats)
-                log.info("epoch %d/%d  train/loss %.4f  val/acc %s", stats.epoch, epochs, stats.train_loss,
-                         "-" if stats.val_acc is None else f"{stats.val_acc:.4f}")
-                if stats.val_acc is not None and (best is None or stats.val_acc > best[0]):
-                    best = (stats.val_acc, stats.epoch, copy.deepcopy(self.model.state_dict()))
+                log.info("epoch %d/%d  train/loss %.4f  val/acc %s%s", stats.epoch, epochs, stats.train_loss,
+                         "-" if stats.val_acc is None else f"{stats.val_acc:.4f}",
+                         "" if stats.score is None else f"  objective {stats.score:.4f}")
+                if stats.objective is not None and (best is None or stats.objective > best[0]):
+                    best = (stats.objective, stats.epoch, copy.deepcopy(self.model.state_dict()))
                 if on_epoch is not None:
                     on_epoch(stats)
                 bar.advance()
@@ -103,7 +113,9 @@ class TransferLearner:
         run.close()
         if best is not None:
             self.model.load_state_dict(best[2])
-        return FitResult(tuple(history), best[1] if best else len(history), best[0] if best else None, stopped)
+        best_epoch = best[1] if best else len(history)
+        best_acc = next((s.val_acc for s in history if s.epoch == best_epoch), None)
+        return FitResult(tuple(history), best_epoch, best_acc, stopped, best[0] if best else None)
 
     def _fit_loop(self, data, val_data, target, plan: TrainPlan, gen: torch.Generator):
         """Yield ``EpochStats`` per epoch of end-to-end training (with adaptation when ``target`` is given)."""

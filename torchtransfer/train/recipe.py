@@ -21,6 +21,7 @@ from torchtransfer.train.learner import TransferLearner
 from torchtransfer.train.optim import OptimConfig
 from torchtransfer.train.plan import TrainPlan
 from torchtransfer.train.results import EpochStats, FitResult
+from torchtransfer.train.selection import LABELLED_OBJECTIVE, Selector
 from torchtransfer.tune.search import HParams
 
 if TYPE_CHECKING:
@@ -74,24 +75,32 @@ class SourceTraining:
 
 @dataclass(frozen=True)
 class FineTuning:
-    """The fixed part of every fine-tuning run of an experiment; ``plan(hp)`` adds the tuned ``HParams``."""
+    """The fixed part of every fine-tuning run of an experiment; ``plan(hp)`` adds the tuned ``HParams``;
+    ``objective`` (``tuning.objective``) selects the best epoch and scores the trial."""
 
     train: TrainConfig
     adaptation: AdaptationConfig
     seed: int
     device: str = "auto"
+    objective: str = LABELLED_OBJECTIVE
 
     def plan(self, hp: HParams) -> TrainPlan:
         return fine_tune_plan(self.train, self.adaptation, hp, self.seed, self.device)
 
 
 def fine_tune_with(model: nn.Module, pair: DomainPair, plan: TrainPlan,
-                   on_epoch: Callable[[EpochStats], None] | None = None) -> tuple[nn.Module, FitResult]:
-    """Fine-tune ``model`` by ``plan`` on source train (+ target train for adaptation); the best epoch by the
-    labelled target validation split. ``on_epoch`` may raise (e.g. ``optuna.TrialPruned``)."""
+                   on_epoch: Callable[[EpochStats], None] | None = None,
+                   objective: str = LABELLED_OBJECTIVE) -> tuple[nn.Module, FitResult]:
+    """Fine-tune ``model`` by ``plan`` on source train (+ target train for adaptation); every epoch is scored
+    by every label-free validator (``EpochStats.metrics``) and the best epoch is the one ``objective`` rates
+    highest (``target_val_acc``: the labelled target validation split). ``on_epoch`` may raise (e.g.
+    ``optuna.TrialPruned``). The target test split is not read here."""
+    oracle = pair.target_val if len(pair.target_val) else None
+    selector = Selector.from_domains(objective, pair.target_train, pair.source_val, pair.source_train, oracle,
+                                     plan.seed)
     learner = TransferLearner(model, plan.optim, device=plan.device)
-    result = learner.fit(pair.source_train, plan=plan, val_data=pair.target_val, target=pair.target_train,
-                         on_epoch=on_epoch)
+    result = learner.fit(pair.source_train, plan=plan, target=pair.target_train, on_epoch=on_epoch,
+                         selector=selector)
     return learner.model.cpu(), result
 
 
