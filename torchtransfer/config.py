@@ -6,8 +6,6 @@ and the dotted path of the field, e.g. ``conf/x.yaml: train.lr: Input should be 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from torchtransfer.train.adaptation import METHODS
 from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
 from torchtransfer.train.selection import LABELLED_OBJECTIVE, OBJECTIVES
 from torchtransfer.train.strategies import STRATEGIES
+from torchtransfer.trees import deep_merge, flatten, section_hash
 from torchtransfer.tune.study import PRUNERS
 from torchtransfer.uris import redact
 
@@ -257,34 +256,6 @@ class RunRecord:
     device: str
     seed: int
     n_workers: int
-
-
-def section_hash(*parts: Any) -> str:
-    """sha256 of the canonical JSON of ``parts`` (pydantic models are dumped first)."""
-    dumped = [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts]
-    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
-
-
-def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``update`` into a copy of ``base``; mappings merge recursively, anything else replaces."""
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
