@@ -3,8 +3,11 @@
 Speed: for n = m ∈ SIZES, d ∈ DIMS and B permutations, the vectorised test (end to end: median heuristic,
 kernel, all permutations) beside a plain reference that builds the same pooled kernel matrix and loops over
 the same permutations in Python, recomputing the unbiased MMD² from the permuted kernel blocks (the
-approach of alibi-detect's MMDDrift). The loop is timed on ``--loop-perms`` permutations and scaled to B;
-its statistics must equal ours to 1e-6 relative. permutation_test's time is the best of ``--repeat`` runs.
+approach of alibi-detect's MMDDrift), and a stronger baseline: the same loop with one quadratic form wᵀK̃w
+per permutation (K̃ the kernel matrix with its diagonal zeroed, w = +1/m on source and −1/n on target
+entries) plus wᵀ(K̃1), from which, with 1ᵀK̃1, the unbiased MMD² follows exactly. The loops are timed on
+``--loop-perms`` permutations and scaled to B; the benchmark fails (AssertionError) unless all three give
+the same statistics to ``RTOL`` relative. permutation_test's time is the best of ``--repeat`` runs.
 Each measurement runs in a fresh process; peak memory is the growth of its peak resident set (VmHWM, reset
 through /proc/self/clear_refs) over the resident set before the call. The loop's kernel build is timed once,
 its iterations are scaled from ``--loop-perms`` to B; it runs with 1 thread and with all, and the faster
@@ -31,7 +34,9 @@ import torch
 from scipy import stats
 
 from torchtransfer import shift
+from torchtransfer.shift.mmd import RNG_BLOCK  # not re-exported by torchtransfer.shift
 
+RTOL = 1e-6  # relative agreement required of the three computations of the same statistics
 
 def _rss_kib(field: str) -> int:
     return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
@@ -60,6 +65,34 @@ def loop_reference(x: torch.Tensor, y: torch.Tensor, bandwidth: float, masks: to
     return out, t_kernel, time.perf_counter() - start - t_kernel
 
 
+def quadratic_reference(x: torch.Tensor, y: torch.Tensor, bandwidth: float, masks: torch.Tensor):
+    """The same pooled kernel matrix, one quadratic form per permutation: with K̃ = K minus its diagonal,
+    r = K̃1 and T = 1ᵀK̃1 (once), Q = wᵀK̃w and u = wᵀr give the within- and between-sample sums
+    (s_xx, s_yy, s_xy) by a fixed 3 × 3 linear map, so the unbiased MMD² is a fixed combination of (Q, u, T).
+    Returns (statistics, seconds for the kernel, seconds for the loop)."""
+    start = time.perf_counter()
+    z = torch.cat([x, y])
+    k = shift.gaussian_kernel(z, z, bandwidth)
+    k.diagonal().zero_()  # the unbiased estimator leaves out k(z_i, z_i)
+    r = k.sum(1)
+    total = r.sum()
+    m, n = len(x), len(y)
+    # (Q, u, T) = A (s_xx, s_yy, s_xy); MMD² = c · (s_xx, s_yy, s_xy) = (c A⁻¹) · (Q, u, T)
+    a = torch.tensor([[1 / m**2, 1 / n**2, -2 / (m * n)], [1 / m, -1 / n, 1 / m - 1 / n], [1.0, 1.0, 2.0]],
+                     dtype=torch.float64)
+    c = torch.tensor([1 / (m * (m - 1)), 1 / (n * (n - 1)), -2 / (m * n)], dtype=torch.float64)
+    coef = (c @ torch.linalg.inv(a)).to(k.dtype)
+    t_kernel = time.perf_counter() - start
+    out = []
+    for mask in masks:
+        w = torch.where(mask, 1 / m, -1 / n).to(k.dtype)
+        out.append(float(coef[0] * (w @ (k @ w)) + coef[1] * (w @ r) + coef[2] * total))
+    return out, t_kernel, time.perf_counter() - start - t_kernel
+
+
+REFERENCES = {"loop": loop_reference, "quad": quadratic_reference}
+
+
 def one(kind: str, n: int, d: int, n_perm: int, loop_perms: int, repeat: int, seed: int = 0) -> dict:
     """One measurement in this (fresh) process: time, peak MiB above the resident set before, statistics."""
     x, y = _data(n, d, seed)
@@ -74,7 +107,7 @@ def one(kind: str, n: int, d: int, n_perm: int, loop_perms: int, repeat: int, se
         best = min(times)
         out = {"seconds": best[0], "cpu": best[1], "stats": [res.mmd2, *res.null[:loop_perms]]}
     else:
-        b = min(loop_perms, n_perm, shift.RNG_BLOCK)  # the first b permutations the test drew
+        b = min(loop_perms, n_perm, RNG_BLOCK)  # the first b permutations the test drew
         masks = shift.permutation_masks(2 * n, n, b, torch.Generator().manual_seed(seed)).T.bool()
         ident = torch.zeros(1, 2 * n, dtype=torch.bool)
         ident[0, :n] = True
@@ -83,7 +116,7 @@ def one(kind: str, n: int, d: int, n_perm: int, loop_perms: int, repeat: int, se
         for threads in sorted({1, torch.get_num_threads()}):  # the loop's better thread setting (small ops
             torch.set_num_threads(threads)  # stall on thread barriers when the machine is shared)
             cpu = time.process_time()
-            stats, t_kernel, t_iter = loop_reference(x, y, bandwidth, torch.cat([ident, masks]))
+            stats, t_kernel, t_iter = REFERENCES[kind](x, y, bandwidth, torch.cat([ident, masks]))
             scale = (n_perm + 1) / (b + 1)
             runs.append((t_kernel + t_iter * scale, (time.process_time() - cpu) * scale))
         best = min(runs)
@@ -97,10 +130,21 @@ def _spawn(kind: str, n: int, d: int, args) -> dict:
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
+def check_agree(name: str, got: torch.Tensor, want: torch.Tensor, rtol: float = RTOL) -> None:
+    """``got`` equals ``want`` to ``rtol`` relative, each statistic or (null statistics near 0, where the
+    quadratic form's cancellation of O(1) terms shows) relative to the largest |statistic|."""
+    scale = float(want.abs().max())
+    torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * scale,
+                               msg=lambda m: f"{name}: statistics disagree beyond rtol {rtol}: {m}")
+
+
 def speed_row(n: int, d: int, args) -> dict:
-    vec, loop = _spawn("vec", n, d, args), _spawn("loop", n, d, args)
-    ours, ref = (torch.tensor(r["stats"][: len(loop["stats"])], dtype=torch.float64) for r in (vec, loop))
-    return {"n": n, "d": d, "B": args.permutations, "t_vec": vec["seconds"], "cpu_vec": vec["cpu"],
+    vec, loop, quad = (_spawn(kind, n, d, args) for kind in ("vec", "loop", "quad"))
+    ours, ref, qf = (torch.tensor(r["stats"][: len(loop["stats"])], dtype=torch.float64) for r in (vec, loop, quad))
+    check_agree(f"n={n} d={d}: permutation_test vs the sub-matrix loop", ours, ref)
+    check_agree(f"n={n} d={d}: permutation_test vs the quadratic-form loop", ours, qf)
+    return {"t_quad": quad["seconds"], "cpu_quad": quad["cpu"], "speedup_quad": quad["seconds"] / vec["seconds"],
+            "n": n, "d": d, "B": args.permutations, "t_vec": vec["seconds"], "cpu_vec": vec["cpu"],
             "mem_vec": vec["peak_mib"], "t_loop": loop["seconds"], "cpu_loop": loop["cpu"],
             "loop_timed": loop["timed"], "mem_loop": loop["peak_mib"],
             "speedup": loop["seconds"] / vec["seconds"], "max_rel": float(((ours - ref).abs() / ref.abs()).max()),
@@ -133,14 +177,16 @@ def main() -> None:
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64\n")
     print("| n = m | d | B | permutation_test s | its CPU s | peak MiB | Python loop s (timed perms) | its CPU s "
-          "| loop peak MiB | speed-up (wall) | speed-up (CPU) | max rel. diff | max diff / max stat |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| loop peak MiB | speed-up (wall) | speed-up (CPU) | quadratic-form loop s | its CPU s | speed-up vs it "
+          "| max rel. diff | max diff / max stat |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         for d in args.dims:
             r = speed_row(n, d, args)
             print(f"| {r['n']} | {r['d']} | {r['B']} | {r['t_vec']:.2f} | {r['cpu_vec']:.2f} | {r['mem_vec']:.0f} | "
                   f"{r['t_loop']:.1f} ({r['loop_timed']}) | {r['cpu_loop']:.1f} | {r['mem_loop']:.0f} | "
-                  f"{r['speedup']:.0f}× | {r['cpu_loop'] / r['cpu_vec']:.0f}× | "
+                  f"{r['speedup']:.0f}× | {r['cpu_loop'] / r['cpu_vec']:.0f}× | {r['t_quad']:.2f} | "
+                  f"{r['cpu_quad']:.2f} | {r['speedup_quad']:.1f}× | "
                   f"{r['max_rel']:.1e} | {r['scale_rel']:.1e} |", flush=True)
     if not args.draws:
         return

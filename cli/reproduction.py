@@ -5,12 +5,19 @@
 - ``full``: the whole flow again, tuning included, on a fresh study.
 Content-keyed caches (prepared data, source model) are shared with the original: they are keyed by what
 produced them, so a hit is the same result.
+
+Nothing is written to the user's stores: ``$MLFLOW_TRACKING_URI`` (and ``$MLFLOW_REGISTRY_URI``) outrank a
+config's ``tracking.uri``, so for the re-run they point at the sandbox (``sandbox_stores``); the original run
+is read through a client bound to the user's URI before and after.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -82,21 +89,50 @@ def sandboxed(cfg: ExperimentConfig, workdir: Path, mode: str, params: dict[str,
     return cfg.model_copy(update=update)
 
 
-def _warnings(client: MlflowClient, original, again, again_client: MlflowClient) -> list[str]:
+@contextmanager
+def sandbox_stores(uri: str) -> Iterator[None]:
+    """MLflow tracking and registry pointed at ``uri`` for a block (environment variables and MLflow's module
+    settings alike, all of which outrank a config's ``tracking.uri``), then put back exactly as they were."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {name: os.environ.get(name) for name in names}
+    saved = tracking_utils._tracking_uri, registry_utils._registry_uri
+    os.environ.update(dict.fromkeys(names, uri))
+    tracking_utils._tracking_uri, registry_utils._registry_uri = uri, uri
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def provenance_warnings(original_tags: dict[str, str], again_tags: dict[str, str], old_requirements: str,
+                        new_requirements: str) -> list[str]:
+    """What differs between the record and the re-run in code, data or environment (tags, requirements)."""
     out = []
     for tag, what in PROVENANCE.items():
-        a, b = original.data.tags.get(tag), again.data.tags.get(tag)
+        a, b = original_tags.get(tag), again_tags.get(tag)
         if a != b:
             out.append(f"{what} differs from the record: {tag} {a} → {b}")
+    diff = difflib.unified_diff(old_requirements.splitlines(), new_requirements.splitlines(), lineterm="", n=0)
+    changed = [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    if changed:
+        out.append(f"environment differs from the record: {len(changed)} changed requirement lines, e.g. {changed[:4]}")
+    return out
+
+
+def _warnings(client: MlflowClient, original, again, again_client: MlflowClient) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(client.download_artifacts(original.info.run_id, "environment/requirements.txt", tmp))
         (Path(tmp) / "new").mkdir()
         new = Path(again_client.download_artifacts(again.info.run_id, "environment/requirements.txt", f"{tmp}/new"))
-        diff = difflib.unified_diff(old.read_text().splitlines(), new.read_text().splitlines(), lineterm="", n=0)
-        changed = [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
-    if changed:
-        out.append(f"environment differs from the record: {len(changed)} changed requirement lines, e.g. {changed[:4]}")
-    return out
+        return provenance_warnings(original.data.tags, again.data.tags, old.read_text(), new.read_text())
 
 
 def compare(original, again, tolerance: float) -> list[Row]:
@@ -123,7 +159,8 @@ def reproduce(run_id: str, tracking_uri: str, mode: Literal["final", "full"] = "
     cfg = recorded_config(client, run_id)
     with tempfile.TemporaryDirectory() as tmp:
         sandbox = sandboxed(cfg, workdir or Path(tmp), mode, original.data.params)
-        summary = transfer_learning(sandbox)
+        with sandbox_stores(sandbox.tracking.uri):
+            summary = transfer_learning(sandbox)
         again_client = MlflowClient(sandbox.tracking.uri)
         again = again_client.get_run(summary.run_id)
         warnings = _warnings(client, original, again, again_client)

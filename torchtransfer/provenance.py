@@ -23,12 +23,13 @@ def git(*args: str, cwd: Path = PROJECT_ROOT) -> str | None:
     return out.stdout if out.returncode == 0 else None
 
 
-def code_record() -> tuple[dict[str, str], str | None]:
-    """Tags ``git.commit`` and ``git.dirty``, and the diff against HEAD (tracked files) when dirty."""
-    commit = (git("rev-parse", "HEAD") or "").strip() or "unknown"
-    status = git("status", "--porcelain", "--untracked-files=no")
+def code_record(cwd: Path = PROJECT_ROOT) -> tuple[dict[str, str], str | None]:
+    """Tags ``git.commit`` and ``git.dirty``, and the diff against HEAD (tracked files) when dirty, of the
+    checkout at ``cwd`` (the project's own by default)."""
+    commit = (git("rev-parse", "HEAD", cwd=cwd) or "").strip() or "unknown"
+    status = git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
     dirty = bool(status and status.strip())
-    diff = git("diff", "HEAD") if dirty else None
+    diff = git("diff", "HEAD", cwd=cwd) if dirty else None
     return {"git.commit": commit, "git.dirty": str(dirty).lower()}, diff
 
 

@@ -127,3 +127,67 @@ def test_study_name_changes_with_adaptation_settings_and_trial_code(smoke_cfg, m
     monkeypatch.undo()
     assert spec(smoke_cfg).name == base.name and base.storage == smoke_cfg.tuning.storage
     assert train_tasks.training_code_hash() == train_tasks.training_code_hash()
+
+
+def _tuned(cfg, epochs: int, **tuning):
+    return cfg.model_copy(update={
+        "tuning": cfg.tuning.model_copy(update=tuning),
+        "search": cfg.search.model_copy(update={
+            # most lr values learn, each at its own pace: val/acc spreads out (no ties at the source model's)
+            "lr": cfg.search.lr.model_copy(update={"low": 0.005, "high": 0.1, "log": False}),
+            "epochs": cfg.search.epochs.model_copy(update={"low": epochs, "high": epochs})})})
+
+
+def _trial_runs(client: MlflowClient, run_id: str) -> dict[int, object]:
+    runs = client.search_runs([client.get_run(run_id).info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
+    return {int(r.data.tags["optuna.trial_number"]): r for r in runs}
+
+
+def test_the_median_pruner_prunes_bad_trials_and_their_runs_are_killed(smoke_cfg):
+    cfg = _tuned(smoke_cfg, epochs=3, n_trials=7, pruner="median")
+    summary = transfer_learning(cfg)
+
+    study = optuna.load_study(study_name=summary.study_name, storage=cfg.tuning.storage)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.number, t.state, t.intermediate_values) for t in study.trials]
+    assert len(study.trials) == 7 and all(t.state in (TrialState.PRUNED, TrialState.COMPLETE) for t in study.trials)
+    client = MlflowClient(cfg.tracking.uri)
+    runs = _trial_runs(client, summary.run_id)
+    assert set(runs) == {t.number for t in study.trials}
+    for trial in study.trials:
+        run = runs[trial.number]
+        if trial.state == TrialState.PRUNED:
+            assert run.info.status == "KILLED" and run.data.tags["optuna.trial_state"] == "PRUNED"
+            assert run.data.tags["optuna.pruned_reason"].startswith("pruned at epoch")
+            assert len(client.get_metric_history(run.info.run_id, "val/acc")) < 3  # stopped before the last epoch
+        else:
+            assert run.info.status == "FINISHED" and run.data.tags["optuna.trial_state"] == "COMPLETE"
+    parent = client.get_run(summary.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["tuning/n_pruned"] == len(pruned)
+
+
+def test_tuning_timeout_stops_the_study_early_and_the_run_still_finishes(smoke_cfg):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    cfg = _tuned(smoke_cfg, epochs=2, n_trials=30, pruner="none", timeout=1.0)
+    summary = transfer_learning(cfg)
+
+    study = optuna.load_study(study_name=summary.study_name, storage=cfg.tuning.storage)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert 1 <= len(complete) == len(study.trials) < 30
+    client = MlflowClient(cfg.tracking.uri)
+    parent = client.get_run(summary.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["tuning/n_complete"] == len(complete)
+    assert len(_trial_runs(client, summary.run_id)) == len(complete)
+
+    # the flow's summary, as the Prefect API holds it: a markdown table of the run's rows
+    with get_client(sync_client=True) as prefect:
+        key = ArtifactFilter(key=ArtifactFilterKey(any_=["smoke-summary"]))
+        artifacts = prefect.read_artifacts(artifact_filter=key)
+    (artifact,) = [a for a in artifacts if str(a.flow_run_id) == parent.data.tags["prefect.flow_run_id"]]
+    assert artifact.type == "markdown"
+    for label, value in summary.rows().items():
+        assert f"| {label} | {value} |" in artifact.data
+    assert f"| tuned target acc | {summary.target_acc:.4f} |" in artifact.data
+    assert f"MLflow run: [{summary.run_id}](http://127.0.0.1:5000/#/experiments/" in artifact.data
