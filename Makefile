@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= true
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: install run test lint clean
+.PHONY: install run test test-fast lint clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ run: $(STAMP)
 
 test: lint
 	$(PY) -m pytest
+
+# The fast subset (no real flows, servers or downloads): unit tests and doctests, for the edit-test loop.
+test-fast: lint
+	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

