@@ -5,6 +5,7 @@ Prefect is imported inside the commands (through ``flows``), never when the libr
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -77,25 +78,41 @@ def serve(file: DeploymentsPath = DEFAULT_DEPLOYMENTS, names: Names = None) -> N
         raise _fail(f"[bold red]cannot serve[/] {exc}", 2) from None
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C or SIGTERM (``kill``, a test's or a supervisor's stop) stops both servers; by default SIGTERM
+    kills Python at once and leaves the servers, in their own sessions, running. One request is enough: a
+    second one must not interrupt the (bounded) stopping."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def ui(backend: Annotated[str, typer.Option(help="MLflow backend store.")] = "sqlite:///mlflow.db",
        host: Annotated[str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless you mean it.")] = "127.0.0.1",
        prefect_port: int = 4200, mlflow_port: int = 5000) -> None:
-    """Start a Prefect server and an MLflow server, print their URLs, stop both on Ctrl-C.
+    """Start a Prefect server and an MLflow server, print their URLs, stop both on Ctrl-C or SIGTERM.
 
     Example: torchtransfer ui   # then export PREFECT_API_URL=http://127.0.0.1:4200/api
     """
     from torchtransfer_cli.servers import local_ui
 
-    with local_ui(backend, host, prefect_port, mlflow_port) as servers:
-        for server in servers:
-            console.print(f"{server.name:8s} {server.url}")
-        console.print(f"export PREFECT_API_URL={servers[0].url}/api  MLFLOW_TRACKING_URI={servers[1].url}")
-        console.print("Ctrl-C stops both.")
-        try:
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
+    try:
+        with local_ui(backend, host, prefect_port, mlflow_port) as servers:
+            for server in servers:
+                console.print(f"{server.name:8s} {server.url}")
+            console.print(f"export PREFECT_API_URL={servers[0].url}/api  MLFLOW_TRACKING_URI={servers[1].url}")
+            console.print("Ctrl-C stops both.")
             while all(s.process.poll() is None for s in servers):
                 time.sleep(1)
-        except KeyboardInterrupt:
-            console.print("stopping…")
+    except KeyboardInterrupt:  # raised in the block or while a server was starting: local_ui stopped them
+        console.print("stopped")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def register(app: typer.Typer) -> None:

@@ -53,17 +53,71 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> 
     raise TimeoutError(f"{url} did not become healthy within {timeout:.0f} s")
 
 
-def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM the server's process group, then SIGKILL what is left."""
-    if process.poll() is not None:
-        return
+def _group_alive(pgid: int) -> bool:
+    """Whether process group ``pgid`` still has a member that is not a zombie."""
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
+        os.killpg(pgid, 0)
     except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():  # no /proc (macOS): a group of zombies looks alive until reaped
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:  # /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_group(process: subprocess.Popen, timeout: float) -> bool:
+    """Reap the leader and wait until its whole group is gone; False if members remain after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        process.poll()
+        if not _group_alive(process.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a server started in its own session and every process of its group (MLflow's uvicorn and huey
+    workers, Prefect's services): SIGTERM the group, wait up to ``timeout`` s for all of it to exit, then
+    SIGKILL what is left. Also sweeps the group when the leader itself has already exited."""
+    try:
+        leads_group = os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        leads_group = True  # gone and reaped: its group (if any member is left) still has its pid
+    if not leads_group:  # started without a session of its own: stop just the process
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        return
+    _signal_group(process.pid, signal.SIGTERM)
+    if not _wait_group(process, timeout):
+        _signal_group(process.pid, signal.SIGKILL)
+        _wait_group(process, 5.0)
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:  # unkillable (D state): leave it to the caller's report
         pass
 
 

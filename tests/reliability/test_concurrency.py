@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -17,6 +19,14 @@ from torchtransfer import registry
 from torchtransfer.tune import study
 
 N_PROCESSES = 4
+HOLD_S = 0.5  # how long one champion decision holds the promotion lock
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_per_process(monkeypatch):
+    """Four processes on a small machine: one compute thread each (the children inherit the environment)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, "1")
 
 
 def _open_stores(urls: tuple[str, str]) -> str:
@@ -32,6 +42,7 @@ def _open_stores(urls: tuple[str, str]) -> str:
     return ""
 
 
+@pytest.mark.slow  # four spawned processes
 def test_processes_creating_fresh_sqlite_stores_at_once_all_succeed(tmp_path):
     """Without ``torchtransfer.locking`` every round of this failed ("table studies already exists",
     "duplicate column name: step"): Optuna and MLflow create their schema on first open, unguarded."""
@@ -46,25 +57,69 @@ def test_processes_creating_fresh_sqlite_stores_at_once_all_succeed(tmp_path):
         assert sorted(e.name for e in MlflowClient(mlflow_url).search_experiments()) == ["Default", "race"]
 
 
-def _bump_under_promotion_lock(args: tuple[str, float]) -> None:
-    """At ``start_at``, read-modify-write a registered-model tag, as a champion decision does."""
+def _decide_under_promotion_lock(url: str, barrier, results) -> None:
+    """Read-decide-write a registered-model tag under the promotion lock, as a champion decision does, starting
+    together with the other processes (at ``barrier``); report when it passed the barrier, got the lock, left."""
+    import torch
+
     from torchtransfer.locking import promotion_lock
     from torchtransfer_tasks.tracking import open_client
 
-    url, start_at = args
+    torch.set_num_threads(1)
     client = open_client(url)
-    time.sleep(max(0.0, start_at - time.time()))  # all processes reach the decision together
-    with promotion_lock(url):
-        n = int(client.get_registered_model("m").tags.get("n", "0"))
-        time.sleep(0.3)  # the decision's work (scoring the champion) takes a while
-        client.set_registered_model_tag("m", "n", str(n + 1))
+    client.get_registered_model("m")  # connect and check the schema before the race, not in it
+    barrier.wait(timeout=300)
+    passed = entered = left = time.monotonic()  # CLOCK_MONOTONIC: one clock for all processes of this machine
+    error = ""
+    try:
+        with promotion_lock(url):
+            entered = time.monotonic()
+            n = int(client.get_registered_model("m").tags.get("n", "0"))
+            time.sleep(HOLD_S)  # the decision's work (scoring the champion) takes a while
+            client.set_registered_model_tag("m", "n", str(n + 1))
+            left = time.monotonic()
+    except Exception as exc:  # reported to the parent, which names it in the failure
+        left, error = time.monotonic(), f"{type(exc).__name__}: {str(exc)[:200]}"
+    results.put((passed, entered, left, error))
 
 
+def _collect(results, procs, timeout: float = 300) -> list[tuple]:
+    """One report per process; stops waiting early when every process has exited."""
+    reports, deadline = [], time.monotonic() + timeout
+    while len(reports) < len(procs) and time.monotonic() < deadline:
+        try:
+            reports.append(results.get(timeout=1))
+        except queue.Empty:
+            if not any(proc.is_alive() for proc in procs):
+                break
+    return reports
+
+
+@pytest.mark.slow  # four spawned processes
 def test_champion_decisions_of_concurrent_processes_are_serialised(tmp_path):
     url = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(url).create_registered_model("m")
-    with multiprocessing.get_context("spawn").Pool(N_PROCESSES) as pool:
-        pool.map(_bump_under_promotion_lock, [(url, time.time() + 20)] * N_PROCESSES, chunksize=1)
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(N_PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=_decide_under_promotion_lock, args=(url, barrier, results))
+             for _ in range(N_PROCESSES)]
+    for proc in procs:
+        proc.start()
+    try:
+        windows = sorted(_collect(results, procs))  # (passed barrier, got lock, left it, error), by arrival
+    finally:
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+    assert len(windows) == N_PROCESSES, f"exit codes {[proc.exitcode for proc in procs]}, reports {windows}"
+    passed, entered, left, errors = zip(*windows, strict=True)
+    # they contended: every process was at the lock before the first one was done with it
+    assert max(passed) < min(left), f"the processes did not meet (a loaded machine?): {windows}"
+    by_entry = sorted(zip(entered, left, strict=True))
+    overlaps = [(a, b) for a, b in itertools.pairwise(by_entry) if b[0] < a[1]]
+    assert not overlaps, f"two decisions held the lock at once: {overlaps}, errors {errors}"
+    assert not any(errors), errors
     assert MlflowClient(url).get_registered_model("m").tags["n"] == str(N_PROCESSES)  # no decision lost
 
 

