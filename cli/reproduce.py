@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from torchtransfer import uris
 from torchtransfer.config import TrackingConfig
+from torchtransfer_cli.common import make_console
 
-console = Console()
+console = make_console()
 
 
 def reproduce(
@@ -28,11 +28,11 @@ def reproduce(
     Example: torchtransfer reproduce 5272f75a905640a5af0a081caba8ccec --mode final
     """
     if mode not in ("final", "full"):
-        Console(stderr=True).print(f"--mode {mode!r}: expected final or full")
+        make_console(stderr=True).print(f"--mode {mode!r}: expected final or full")
         raise typer.Exit(2)
     from torchtransfer_cli.reproduction import reproduce as run_reproduction
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or TrackingConfig().uri
+    uri = uris.tracking_uri(TrackingConfig().uri, explicit=tracking_uri)  # credentials moved out, as the flow does
     mode_: Literal["final", "full"] = mode  # type: ignore[assignment]
     report = run_reproduction(run_id, uri, mode_, tolerance)
     table = Table(title=f"reproduce {run_id} ({mode}) → {report.reproduced_run}")
