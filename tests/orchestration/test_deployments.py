@@ -76,12 +76,28 @@ def test_deploy_creates_a_cron_deployment_with_scheduled_runs_and_a_worker_runs_
         [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", "tt-test-pool",
          "--type", "process"], env=server_env, cwd=tmp_path, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        flow_run = run_deployment("transfer_learning/smoke-nightly", timeout=600)
+    try:  # two runs at once: the deployment's concurrency limit 1 with CANCEL_NEW cancels the second
+        first = run_deployment("transfer_learning/smoke-nightly", timeout=0)
+        second = run_deployment("transfer_learning/smoke-nightly", timeout=0)
+        runs = [_wait_final(first.id), _wait_final(second.id)]
     finally:
         stop(worker)
-    assert flow_run.state.is_completed(), flow_run.state
+    # whichever the worker started first runs to completion; the one that found the slot taken is cancelled
+    states = sorted(run.state.type.value for run in runs)
+    assert states == ["CANCELLED", "COMPLETED"], [run.state for run in runs]
+    flow_run = next(run for run in runs if run.state.is_completed())
     _assert_parent_run_carries(flow_run, tmp_path)
+
+
+def _wait_final(flow_run_id, timeout: float = 600):
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            flow_run = client.read_flow_run(flow_run_id)
+            if flow_run.state is not None and flow_run.state.is_final():
+                return flow_run
+            assert time.monotonic() < deadline, f"flow run {flow_run_id} still {flow_run.state}"
+            time.sleep(1)
 
 
 def test_a_served_deployment_runs_when_triggered(prefect_server, server_env, tmp_path, cache_dir):
