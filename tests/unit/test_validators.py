@@ -37,10 +37,11 @@ def test_bnm_by_hand():
 
 
 def test_dev_risk_by_hand_and_its_control_variate():
-    loss, w = np.array([1.0, 2.0, 4.0]), np.array([0.5, 1.0, 1.5])
-    weighted = w * loss  # 0.5, 2, 6
+    loss, w = np.array([1.0, 2.0, 4.0]), np.array([0.5, 1.0, 2.5])  # mean weight ≠ 1: the control variate acts
+    weighted = w * loss  # 0.5, 2, 10
     eta = -np.cov(weighted, w)[0, 1] / np.var(w, ddof=1)
     assert v.dev_risk(loss, w) == pytest.approx(weighted.mean() + eta * w.mean() - eta)
+    assert v.dev_risk(loss, w) != pytest.approx(weighted.mean())
     assert v.dev_risk(loss, np.ones(3)) == pytest.approx(loss.mean())
 
 
