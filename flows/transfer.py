@@ -36,9 +36,9 @@ class ExperimentSummary:
     tracking_uri: str
     mmd2: float
     p_value: float
-    baseline_acc: float
-    target_acc: float
-    gain: float
+    baseline_acc: float | None
+    target_acc: float | None  # None: no labelled target test image (data.target.test = 0)
+    gain: float | None
     model_name: str
     version: str
     aliases: tuple[str, ...]
@@ -51,9 +51,9 @@ class ExperimentSummary:
         return {
             "MMD² (pixels)": f"{self.mmd2:.4f}",
             "p-value": f"{self.p_value:.4f}",
-            "source-only target acc": f"{self.baseline_acc:.4f}",
-            "tuned target acc": f"{self.target_acc:.4f}",
-            "gain": f"{self.gain:+.4f}",
+            "source-only target acc": _num(self.baseline_acc),
+            "tuned target acc": _num(self.target_acc),
+            "gain": _num(self.gain, "+.4f"),
             "registered": f"{self.model_name} v{self.version}",
             "aliases": ", ".join(self.aliases) or "-",
             "promotion": self.promotion,
@@ -61,6 +61,10 @@ class ExperimentSummary:
             "source model": "reused from cache" if self.source_model_cached else "trained in this run",
             "MLflow run": f"{self.run_id} ({redact(self.tracking_uri)})",
         }
+
+
+def _num(value: float | None, spec: str = ".4f") -> str:
+    return "- (no labelled target test images)" if value is None else format(value, spec)
 
 
 @contextmanager
@@ -92,8 +96,8 @@ def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
         tuning = tune_hyperparameters(study, space, fine_tuning, cfg.tuning, data, source, run)
         model = fine_tune(fine_tuning, data, source, tuning.best, cache, run)
         measure_adapted_shift(data, model, cfg.shift, cfg.seed, run)
-        metrics = evaluate_model(data, model, source, cfg.device, run)
-        registered = register_model(model, metrics, data, cfg.registry, run)
+        metrics = evaluate_model(data, model, source, cfg.device, run, cfg.registry.gate, cfg.seed)
+        registered = register_model(model, metrics, data, cfg.registry, run, cfg.seed)
     summary = _summary(cfg, run, shift, metrics, registered, tuning.study_name, source.trained_in_run)
     publish_summary(cfg.experiment, summary.rows(), run)
     return summary
@@ -102,8 +106,8 @@ def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
 def _summary(cfg, run: RunRef, shift, metrics, registered, study_name, source_run) -> ExperimentSummary:
     return ExperimentSummary(
         run_id=run.run_id, experiment=cfg.experiment, tracking_uri=run.tracking_uri, mmd2=shift.mmd2,
-        p_value=shift.p_value, baseline_acc=metrics[keys.BASELINE_TARGET_ACC],
-        target_acc=metrics[keys.TARGET_ACC], gain=metrics[keys.GAIN], model_name=registered.name,
+        p_value=shift.p_value, baseline_acc=metrics.get(keys.BASELINE_TARGET_ACC),
+        target_acc=metrics.get(keys.TARGET_ACC), gain=metrics.get(keys.GAIN), model_name=registered.name,
         version=registered.version, aliases=registered.aliases, promotion=registered.decision.reason,
         study_name=study_name, source_model_cached=source_run != run.run_id,
     )

@@ -13,6 +13,7 @@ from torchtransfer import keys, registry
 from torchtransfer.config import RegistryConfig
 from torchtransfer.evaluation import split_fingerprint
 from torchtransfer.locking import promotion_lock
+from torchtransfer.registry import gate as gates
 from torchtransfer.registry import promotion
 from torchtransfer.registry.serving import servable_for
 from torchtransfer_tasks.data import DataRef
@@ -40,17 +41,19 @@ def version_tags(metrics: dict[str, float], data: DataRef, test_fingerprint: str
 
 @task(cache_policy=NO_CACHE)
 def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cfg: RegistryConfig,
-                   run: RunRef) -> Registered:
-    """Register (idempotent by run id), then promote only when the gate passes; every decision is recorded."""
+                   run: RunRef, seed: int = 0) -> Registered:
+    """Register (idempotent by run id), then promote only when ``cfg.gate`` passes; every decision is recorded."""
     logger = get_run_logger()
     client, name = run.client, cfg.model_name
-    test = data.load().target_test
+    pair = data.load()
+    test = pair.target_test
     fingerprint = split_fingerprint(test.x, test.y)
+    examples = test if len(test) else pair.target_train
     run_tags = client.get_run(run.run_id).data.tags
 
     def log_model() -> str:
-        servable = servable_for(model.load(), model.backbone, model.num_classes, tuple(test.x.shape[1:]))
-        example = (test.x[:2, 0].numpy() * 255).round().astype("uint8")  # (2, H, W) uint8, as users send
+        servable = servable_for(model.load(), model.backbone, model.num_classes, tuple(examples.x.shape[1:]))
+        example = (examples.x[:2, 0].numpy() * 255).round().astype("uint8")  # (2, H, W) uint8, as users send
         return registry.log_servable(run.tracking_uri, run.run_id, servable, example)
 
     tags = version_tags(metrics, data, fingerprint, model, run_tags)
@@ -66,11 +69,8 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
 
     with promotion_lock(run.tracking_uri):  # read the champion, decide, move the alias: one run at a time
         champion = registry.by_alias(client, name, CHAMPION)
-        champion_score = champion and registry.score_version(client, run.tracking_uri, name, champion,
-                                                             fingerprint, test.x, test.y)
-        decision = promotion.passes(promotion.Scored(v, metrics[keys.TARGET_ACC], fingerprint), champion_score,
-                                    cfg.min_improvement, cfg.min_accuracy)
-        entry = {"kind": "auto", "alias": CHAMPION, "version": v, "run_id": run.run_id,
+        decision = _decide(client, run, cfg, v, champion, metrics, pair, fingerprint, seed)
+        entry = {"kind": "auto", "alias": CHAMPION, "version": v, "run_id": run.run_id, "gate": cfg.gate,
                  "flow_run": run_tags.get("prefect.flow_run_name", ""), "test_fingerprint": fingerprint,
                  "from": str(champion.version) if champion else None,
                  "to": v if decision.promote else (str(champion.version) if champion else None),
@@ -86,10 +86,29 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
     return Registered(name, v, aliases, decision)
 
 
+def _decide(client, run: RunRef, cfg: RegistryConfig, v: str, champion, metrics: dict[str, float], pair,
+            fingerprint: str, seed: int) -> promotion.Decision:
+    """The gate's decision: on target test accuracy, on a label-free score of both models on the same target
+    images, or (``manual``) never automatic."""
+    name = cfg.model_name
+    if cfg.gate == gates.GATE_MANUAL:
+        return gates.manual_decision(name, v)
+    if cfg.gate == gates.GATE_ACCURACY:
+        challenger = promotion.Scored(v, metrics[keys.TARGET_ACC], fingerprint)
+        champion_score = champion and registry.score_version(client, run.tracking_uri, name, champion,
+                                                             fingerprint, pair.target_test.x, pair.target_test.y)
+        return promotion.passes(challenger, champion_score, cfg.min_improvement, cfg.min_accuracy)
+    challenger = promotion.Scored(v, metrics[keys.GATE_SCORE.format(gate=cfg.gate)],
+                                  gates.scored_fingerprint(pair), metric=gates.metric_name(cfg.gate))
+    champion_score = champion and gates.score_champion(client, name, champion, pair, cfg.gate, seed)
+    return promotion.passes(challenger, champion_score, cfg.min_improvement)
+
+
 def _log_decision(run: RunRef, name: str, version: str, entry: dict) -> None:
     """The decision on the parent run: ``promotion.*`` tags, ``promotion/*`` metrics, ``promotion/decision.json``."""
     log_tags(run, {"registry.model_name": name, "registry.version": version,
-                   "promotion.promoted": str(entry["promote"]).lower(), "promotion.reason": entry["reason"],
+                   "promotion.gate": entry["gate"], "promotion.promoted": str(entry["promote"]).lower(),
+                   "promotion.reason": entry["reason"],
                    "promotion.from": entry["from"] or "", "promotion.to": entry["to"] or ""})
     log_metrics(run, {"registry/version": float(version), "promotion/promoted": float(entry["promote"]),
                       "promotion/champion_acc": entry["champion_acc"], "promotion/margin": entry["margin"]})

@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from torchtransfer.data.datasets import LOADERS, default_cache_dir
+from torchtransfer.keys import GATE_ACCURACY as ACCURACY
+from torchtransfer.keys import GATE_MANUAL
 from torchtransfer.models import BACKBONES
 from torchtransfer.train.adaptation import METHODS
 from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
@@ -22,6 +24,7 @@ from torchtransfer.train.selection import LABELLED_OBJECTIVE, OBJECTIVES
 from torchtransfer.train.strategies import STRATEGIES
 from torchtransfer.trees import deep_merge, flatten, section_hash
 from torchtransfer.tune.study import PRUNERS
+from torchtransfer.tune.validators import TARGET_VALIDATORS
 from torchtransfer.uris import redact
 
 # The config's vocabularies come from the modules that own them (a new backbone or method is one edit).
@@ -33,6 +36,7 @@ Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
 Pruner = Literal[PRUNERS]
 Objective = Literal[OBJECTIVES]
+Gate = Literal[(ACCURACY, GATE_MANUAL, *TARGET_VALIDATORS)]
 
 
 class ConfigError(ValueError):
@@ -47,7 +51,7 @@ class DomainConfig(_Strict):
     name: Domain
     train: int = Field(ge=1)
     val: int = Field(ge=0)  # target 0: no labelled target image for tuning or selection (a label-free objective)
-    test: int = Field(ge=1)
+    test: int = Field(ge=0)  # target 0: no labelled target test image (a label-free registry.gate)
     train_labelled: float = Field(1.0, ge=0.0, le=1.0)
 
 
@@ -61,6 +65,8 @@ class DataConfig(_Strict):
             raise ValueError(f"source and target are both {self.source.name!r}; pick two different domains")
         if self.source.val == 0:
             raise ValueError("data.source.val is 0: the source model is selected on labelled source validation images")
+        if self.source.test == 0:
+            raise ValueError("data.source.test is 0: evaluation reports the source test accuracy (≥ 1 image)")
         if self.source.train_labelled == 0:
             raise ValueError("data.source.train_labelled is 0: the source needs labelled training images")
         return self
@@ -182,6 +188,7 @@ class RegistryConfig(_Strict):
     model_name: str = Field(min_length=1)
     min_improvement: float = Field(0.0, ge=0.0, le=1.0)
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
+    gate: Gate = ACCURACY  # promotion basis: target_test_acc | a label-free validator | manual (never automatic)
     incomplete_grace_s: float = Field(600.0, ge=0.0)
 
 
@@ -206,6 +213,13 @@ class ExperimentConfig(_Strict):
         if self.data.target.val == 0 and self.tuning.objective == LABELLED_OBJECTIVE:
             raise ValueError("data.target.val is 0 (no labelled target validation images) but tuning.objective "
                              f"is {LABELLED_OBJECTIVE!r}; pick a label-free objective, e.g. tuning.objective=im")
+        gate = self.registry.gate
+        if self.data.target.test == 0 and gate == ACCURACY:
+            raise ValueError(f"data.target.test is 0 (no labelled target test images) but registry.gate is {gate!r}; "
+                             "pick registry.gate=manual or a label-free validator, e.g. registry.gate=im")
+        if self.registry.min_accuracy is not None and gate != ACCURACY:
+            raise ValueError(f"registry.min_accuracy is a floor on target test accuracy but registry.gate is "
+                             f"{gate!r}; remove registry.min_accuracy or set registry.gate={ACCURACY}")
         return self
 
     @model_validator(mode="before")

@@ -16,6 +16,10 @@ SOURCE_COST = "test/source_cost"
 BASELINE_TARGET_ACC = "baseline/target_acc"
 BASELINE_TARGET_ECE = "baseline/target_ece"
 BASELINE_SOURCE_ACC = "baseline/source_acc"
+# the promotion gate (registry.gate): target test accuracy, manual, or a label-free validator's score
+GATE_ACCURACY = "target_test_acc"
+GATE_MANUAL = "manual"
+GATE_SCORE = "gate/{gate}"  # the challenger's label-free score (``baseline/gate/...``: the source-only model's)
 # shift and tuning
 SHIFT_MMD2 = "shift/mmd2"
 SHIFT_P_VALUE = "shift/p_value"

@@ -75,15 +75,18 @@ def cfg(tmp_path_factory, archive_cache):
             f"tuning.storage=sqlite:///{tmp / 'optuna.db'}", "device=cpu", f"registry.model_name={NAME}"])
 
 
-@pytest.fixture(scope="module")
-def models(cfg, tmp_path_factory) -> dict[str, ModelRef]:
+def trained_models(folder: Path) -> dict[str, ModelRef]:
     """weak: 3 epochs on 300 images (~40 % on USPS); good: 4 epochs on 2,000 (~70 %); random: untrained."""
-    folder = tmp_path_factory.mktemp("weights")
     refs = {}
     for name, (n, epochs) in {"weak": (300, 3), "good": (2000, 4), "random": (0, 0)}.items():
         path = folder / f"{name}.pt"
         refs[name] = ModelRef(str(path), save_weights(_train(n, epochs), path), "lenet", 10, "test")
     return refs
+
+
+@pytest.fixture(scope="module")
+def models(cfg, tmp_path_factory) -> dict[str, ModelRef]:
+    return trained_models(tmp_path_factory.mktemp("weights"))
 
 
 def _one_run(cfg, model: ModelRef, baseline: ModelRef):

@@ -120,18 +120,18 @@ def build_pair(cfg: DataConfig, seed: int, cache_dir: Path | None = None) -> Dom
     """Load both domains, split them (stratified, seeded) and hide the unlabelled target labels."""
     splits: dict[str, Domain] = {}
     indices: dict[str, Tensor] = {}
+    classes: dict[str, set[int]] = {}
     for side, dom_cfg in (("source", cfg.source), ("target", cfg.target)):
         domain = load_domain(dom_cfg.name, cache_dir)
+        classes[side] = set(domain.y[domain.y >= 0].tolist())  # the domain's class set (no split is consulted)
         parts = stratified_split(
             domain.y, {"train": dom_cfg.train, "val": dom_cfg.val, "test": dom_cfg.test}, seed)
         for part, index in parts.items():
             indices[f"{side}_{part}"] = index
             splits[f"{side}_{part}"] = domain.subset(index)
-    source_classes = set(splits["source_train"].y.tolist())
-    target_classes = set(splits["target_test"].y.tolist())
-    if source_classes != target_classes:
-        raise ValueError(f"source classes {sorted(source_classes)} differ from target classes "
-                         f"{sorted(target_classes)}")
+    if classes["source"] != classes["target"]:
+        raise ValueError(f"source classes {sorted(classes['source'])} differ from target classes "
+                         f"{sorted(classes['target'])}")
     for side, dom_cfg in (("source", cfg.source), ("target", cfg.target)):  # train_labelled: labels kept
         train = splits[f"{side}_train"]
         splits[f"{side}_train"] = Domain(train.name, train.x, hide_labels(train.y, dom_cfg.train_labelled, seed))

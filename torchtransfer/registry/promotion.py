@@ -22,12 +22,14 @@ class Scored:
     """A registered version's target test accuracy and the fingerprint of the test split it was measured on.
 
     ``note`` says where the score came from when that is not obvious (e.g. re-evaluated, or why it could not be).
+    ``metric`` names the score in the reasons: ``target acc`` (labelled test split) or a label-free validator.
     """
 
     version: str
     target_acc: float | None
     fingerprint: str | None
     note: str = ""
+    metric: str = "target acc"
 
 
 @dataclass(frozen=True)
@@ -58,16 +60,15 @@ def passes(challenger: Scored, champion: Scored | None, min_improvement: float =
         >>> passes(new, None, min_accuracy=0.95).promote
         False
     """
-    acc = challenger.target_acc
+    acc, metric = challenger.target_acc, challenger.metric
     if acc is None:
-        return Decision(False, f"v{challenger.version} has no target test accuracy; nothing to compare",
-                        comparable=False)
+        return Decision(False, f"v{challenger.version} has no {metric}; nothing to compare", comparable=False)
     if min_accuracy is not None and acc < min_accuracy:
-        return Decision(False, f"v{challenger.version} target acc {acc:.4f} is below the floor "
+        return Decision(False, f"v{challenger.version} {metric} {acc:.4f} is below the floor "
                                f"registry.min_accuracy = {min_accuracy}", challenger_acc=acc,
                         champion_acc=champion.target_acc if champion else None)
     if champion is None:
-        return Decision(True, f"no champion yet; v{challenger.version} (target acc {acc:.4f}) becomes champion",
+        return Decision(True, f"no champion yet; v{challenger.version} ({metric} {acc:.4f}) becomes champion",
                         challenger_acc=acc)
     if champion.version == challenger.version:
         return Decision(False, f"v{challenger.version} is already the champion", challenger_acc=acc,
@@ -79,13 +80,13 @@ def _compare(challenger: Scored, champion: Scored, min_improvement: float) -> De
     acc, best = challenger.target_acc, champion.target_acc
     note = f" ({champion.note})" if champion.note else ""
     if best is None or champion.fingerprint != challenger.fingerprint:
-        where = "no target test accuracy" if best is None else (
+        where = f"no {challenger.metric}" if best is None else (
             f"test data {str(champion.fingerprint)[:12]} ≠ the challenger's {str(challenger.fingerprint)[:12]}")
         return Decision(False, f"cannot compare v{challenger.version} with champion v{champion.version}: "
                                f"{where}{note}; the champion stays", challenger_acc=acc, champion_acc=best,
                         comparable=False)
     margin = acc - best
-    numbers = (f"v{challenger.version} target acc {acc:.4f} vs champion v{champion.version} {best:.4f}{note}: "
+    numbers = (f"v{challenger.version} {challenger.metric} {acc:.4f} vs champion v{champion.version} {best:.4f}{note}: "
                f"{margin:+.4f}")
     if margin > min_improvement:
         return Decision(True, f"{numbers} > min_improvement {min_improvement}: promoted", acc, best, margin)

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 VALIDATORS = ("im", "snd", "bnm", "dev", "class_ami", "source_val_acc")
+TARGET_VALIDATORS = VALIDATORS[:-1]  # those that read target images (source accuracy says nothing of the target)
 EPS = 1e-12
 
 
