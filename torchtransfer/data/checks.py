@@ -88,7 +88,9 @@ def size_problems(cfg: DataConfig, counts: dict[str, tuple[int, int]] | None = N
             problems.append(f"data.{side}.train = {s['train']} images, but {at} holds "
                             f"{n_unl + n_lab - s['val'] - s['test']} outside val and test")
         required = ("train", "val", "test") if side == "source" else ("train", "test")
-        problems += [f"data.{side}.{part} = {getattr(dom, part)} is 0 of the {n_lab + n_unl} images of {at}"
+        hint = " (val and test are drawn from its labelled images, those in class sub-folders)" if n_unl else ""
+        problems += [f"data.{side}.{part} = {getattr(dom, part)} is 0 images of {at}, which holds {n_lab} labelled "
+                     f"and {n_unl} unlabelled{hint if part != 'train' else ''}"
                      for part in required if s[part] == 0 and getattr(dom, part) != 0]
     return problems
 
@@ -127,7 +129,7 @@ def scan_data(cfg: DataConfig, channels: int, size: int, cache: Path, num_classe
         problems.append(f"model.num_classes = {num_classes}, but the source {where(cfg.source)} has "
                         f"{len(classes)} classes {list(classes)[:10]}; set it to {len(classes)} or null (derived)")
     counts = {side: (inv.n_labelled, inv.n_unlabelled) for side, inv in inventories.items() if inv}
-    problems += size_problems(cfg, counts)
+    problems = problems or size_problems(cfg, counts)  # sizes only mean something once the labels are right
     if problems:
         raise DataError("\n".join(problems))
     return DataScan(source, target, classes)

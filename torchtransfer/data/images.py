@@ -66,8 +66,10 @@ def decode(source: Path | bytes, name: str | Path = "", max_pixels: int = MAX_PI
                                "(data.max_pixels; a decompression bomb?)")
             return None if header_only else _to_array(image)
     except Image.DecompressionBombError as exc:
-        raise TooLarge(f"{name}: over the pixel limit ({exc})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise TooLarge(f"{name}: over the pixel limit of {max_pixels:,} (data.max_pixels; {exc})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not a readable image (not a format PIL recognises)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         if isinstance(exc, ImageError):
             raise
         raise ImageError(f"{name}: not a readable image ({exc})") from None

@@ -95,10 +95,13 @@ def stratified_split(labels: Tensor, sizes: dict[str, int], seed: int) -> dict[s
     for name, size in sizes.items():
         quota = {c: size * len(idx) / len(labels) for c, idx in pools.items()}
         counts = {c: min(int(q), len(pools[c]) - taken[c]) for c, q in quota.items()}
-        spare = sorted((c for c in pools if taken[c] + counts[c] < len(pools[c])),
-                       key=lambda c: (-(quota[c] - counts[c]), c))
-        for c in spare[: size - sum(counts.values())]:
-            counts[c] += 1
+        while (short := size - sum(counts.values())) > 0:  # largest remainders; again while classes run out
+            spare = sorted((c for c in pools if taken[c] + counts[c] < len(pools[c])),
+                           key=lambda c: (-(quota[c] - counts[c]), c))
+            if not spare:
+                break
+            for c in spare[:short]:
+                counts[c] += 1
         index = torch.cat([pools[c][taken[c]: taken[c] + counts[c]] for c in sorted(pools)])
         for c in pools:
             taken[c] += counts[c]
