@@ -53,8 +53,9 @@ def test_the_fingerprint_follows_content_not_names(tmp_path):
     first = build_pair(_cfg(source, target).data, 0, cache)
     renamed = tmp_path / "elsewhere"
     shutil.move(source, renamed)
-    for i, f in enumerate(sorted(renamed.rglob("*.png"))):  # rename every file too
-        f.rename(f.with_name(f"img{i:03d}.png"))
+    files = sorted(renamed.rglob("*.png"))
+    for i, f in enumerate(files):  # rename every file too, reversing their order by name
+        f.rename(f.with_name(f"img{len(files) - i:03d}.png"))
     cached = sorted((cache / "images").rglob("*.npy"))
     again = build_pair(_cfg(renamed, target).data, 0, cache)
     assert again.fingerprint == first.fingerprint
@@ -142,3 +143,14 @@ def test_a_target_without_labelled_images_cannot_be_tested(tmp_path):
     with pytest.raises(ValueError, match=r"data.target.test = 1.0 is 0 images of .*digits, which holds 0 labelled "
                                          r"and 20 unlabelled \(val and test are drawn from its labelled images"):
         scan_data(fraction.data, 1, 28, tmp_path / "cache")
+
+
+def test_a_manifest_path_may_not_leave_its_folder(tmp_path):
+    source, _ = digit_folders(tmp_path, per_class=1)
+    inner = tmp_path / "meta"
+    inner.mkdir()
+    (inner / "link.png").symlink_to(next(source.glob("3/*.png")))
+    for row in ("../mnist/3/3_0.png", "link.png"):
+        (inner / "m.csv").write_text(f"path,label\n{row},3\n")
+        with pytest.raises(ValueError, match=r"m.csv: 1 path\(s\) leave the manifest's folder"):
+            read_manifest(inner / "m.csv")
