@@ -133,19 +133,28 @@ def predict(model_uri: Annotated[str, typer.Argument(help="e.g. models:/NAME@cha
             output: Annotated[Path, typer.Option("--output", "-o", help="Predictions CSV.")] = Path(
                 "predictions.csv"),
             tracking_uri: TrackingUri = None) -> None:
-    """Predict the images in INPUT with a registered model; write ``name,label,prob_*`` rows to a CSV.
+    """Predict the images in INPUT with a registered model; write ``name,label,class,prob_*`` rows to a CSV.
+
+    A folder is read as a domain folder is (loose images and class sub-folders, any size and mode), each image
+    brought to the model's input by the code that prepared its training images. One row per image.
 
     Example: torchtransfer predict models:/torchtransfer-mnist-usps@champion digits/ -o preds.csv
     """
     from torchtransfer import registry
+    from torchtransfer.data.manifest import DataError
     from torchtransfer.registry.serving import read_images
 
+    uri = _uri(tracking_uri)
     try:
-        names, images = read_images(input_path)
-    except (ValueError, FileNotFoundError) as exc:
+        shape = registry.input_shape(uri, model_uri) if input_path.is_dir() else None
+    except Exception as exc:
+        raise _fail(f"{model_uri}: {type(exc).__name__}: {exc}", 1) from None
+    try:
+        names, images = read_images(input_path, *(shape or (None, None)))
+    except (ValueError, FileNotFoundError, DataError) as exc:
         raise _fail(str(exc), 2) from None
     try:
-        table = registry.predict_uri(_uri(tracking_uri), model_uri, images)
+        table = registry.predict_uri(uri, model_uri, images)
     except ValueError as exc:
         raise _fail(f"{input_path}: {exc}", 2) from None
     except Exception as exc:
@@ -153,8 +162,9 @@ def predict(model_uri: Annotated[str, typer.Argument(help="e.g. models:/NAME@cha
     table.insert(0, "name", names)
     output.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(output, index=False)
-    counts = table["label"].value_counts().sort_index().to_dict()
-    console.print(f"{len(table)} images → {output}; labels {counts}", highlight=False)
+    column = "class" if "class" in table else "label"
+    counts = table[column].value_counts().sort_index().to_dict()
+    console.print(f"{len(table)} images → {output}; {column} counts {counts}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -39,13 +39,13 @@ def tune_worker(cfg: ExperimentConfig, n_trials: int, sampler_offset: int = 1000
     """Data → source model → shift steering (as the flow) → open the study → run ``n_trials`` trials.
 
     ``sampler_offset`` shifts this worker's sampler seed away from the flow's own workers (0, 1, ...)."""
-    preflight(cfg.data, cfg.tuning.storage, cfg.tracking.uri)
-    cache = cfg.cache_path
+    scan = preflight(cfg.data, cfg.model, cfg.tuning.storage, cfg.tracking.uri, cfg.cache_path)
+    cfg, cache = cfg.with_classes(scan.classes), cfg.cache_path
     fine_tuning = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device, cfg.tuning.objective)
     with parent_run(cfg) as run:
         log_tags(run, {"torchtransfer.role": "tune-worker", "torchtransfer.worker": worker_id()})
         log_params(run, {"seed.sampler.worker": cfg.seed + sampler_offset})
-        data = prepared_data(cfg.data, cfg.seed, cache, run)
+        data = prepared_data(cfg.data, cfg.seed, cache, run, scan, cfg.model.input_shape)
         source = source_model(SourceTraining(cfg.model, cfg.pretrain, cfg.seed, cfg.device), data, cache, run)
         space = steer_search(cfg.search, cfg.shift, analyze_shift(data, source, cfg.shift, cfg.seed, run), run)
         study = study_spec(cfg.experiment, cfg.tuning, space, fine_tuning, source, data.fingerprint)

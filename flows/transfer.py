@@ -83,12 +83,12 @@ def parent_run(cfg: ExperimentConfig):
 def transfer_learning(cfg: ExperimentConfig) -> ExperimentSummary:
     """Prepare data → measure shift → tune → fine-tune → evaluate → register."""
     torch.use_deterministic_algorithms(True, warn_only=True)
-    preflight(cfg.data, cfg.tuning.storage, cfg.tracking.uri)
-    cache = cfg.cache_path
+    scan = preflight(cfg.data, cfg.model, cfg.tuning.storage, cfg.tracking.uri, cfg.cache_path)
+    cfg, cache = cfg.with_classes(scan.classes), cfg.cache_path
     source_training = SourceTraining(cfg.model, cfg.pretrain, cfg.seed, cfg.device)
     fine_tuning = FineTuning(cfg.train, cfg.adaptation, cfg.seed, cfg.device, cfg.tuning.objective)
     with parent_run(cfg) as run:
-        data = prepared_data(cfg.data, cfg.seed, cache, run)
+        data = prepared_data(cfg.data, cfg.seed, cache, run, scan, cfg.model.input_shape)
         source = source_model(source_training, data, cache, run)
         shift = analyze_shift(data, source, cfg.shift, cfg.seed, run)
         space = steer_search(cfg.search, cfg.shift, shift, run)

@@ -52,8 +52,10 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
     run_tags = client.get_run(run.run_id).data.tags
 
     def log_model() -> str:
-        servable = servable_for(model.load(), model.backbone, model.num_classes, tuple(examples.x.shape[1:]))
-        example = (examples.x[:2, 0].numpy() * 255).round().astype("uint8")  # (2, H, W) uint8, as users send
+        servable = servable_for(model.load(), model.backbone, model.num_classes, tuple(examples.x.shape[1:]),
+                                data.classes)
+        x = examples.x[:2, 0] if examples.x.shape[1] == 1 else examples.x[:2]  # (2, H, W) or (2, 3, H, W)
+        example = (x.numpy() * 255).round().astype("uint8")  # uint8, as users send
         return registry.log_servable(run.tracking_uri, run.run_id, servable, example)
 
     tags = version_tags(metrics, data, fingerprint, model, run_tags)

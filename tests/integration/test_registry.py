@@ -234,7 +234,7 @@ def test_fresh_process_loads_the_champion_by_alias_and_reads_usps(cfg, three_run
     accuracy = float((np.array(out["labels"]) == labels).mean())
     print(f"fresh-process champion accuracy on {len(labels)} raw USPS digits: {accuracy:.4f}")
     assert accuracy > 0.5  # chance is 0.1; the champion (good) scores ~0.7 on USPS
-    assert out["columns"] == ["label"] + [f"prob_{c}" for c in range(10)]
+    assert out["columns"] == ["label", "class"] + [f"prob_{c}" for c in range(10)]
     assert out["loaded"] == []  # no Prefect, no tasks/flows, no Optuna: the logged model stands alone
 
 
@@ -251,7 +251,7 @@ def test_cli_predict_writes_a_csv_from_a_folder_or_npz(cfg, three_runs, tmp_path
                                       str(tmp_path / "p.csv"), *uri])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "p.csv")
-    assert list(table["name"]) == [f"{i:03d}.png" for i in range(40)] and len(table.columns) == 12
+    assert list(table["name"]) == [f"{i:03d}.png" for i in range(40)] and len(table.columns) == 13
     assert (table["label"].to_numpy() == labels).mean() > 0.5
     np.savez(tmp_path / "d.npz", x=images.astype(np.float32) / 255.0)
     result = CliRunner().invoke(app, ["predict", f"models:/{NAME}/2", str(tmp_path / "d.npz"), "-o",
@@ -334,7 +334,8 @@ def test_the_flow_evaluates_registers_and_records_its_decision(smoke_cfg, tmp_pa
         import mlflow
 
         info = mlflow.models.get_model_info(f"models:/{name}@champion")
-    assert info.signature.outputs.input_names()[:2] == ["label", "prob_0"] and "uint8" in info.metadata["input"]
+    assert info.signature.outputs.input_names()[:3] == ["label", "class", "prob_0"]
+    assert "uint8" in info.metadata["input"]
     images, _ = _usps_raw(smoke_cfg, 8)
     out = registry.predict_uri(smoke_cfg.tracking.uri, f"models:/{name}@champion", images)
     assert len(out) == 8 and np.allclose(out.filter(like="prob_").sum(axis=1), 1.0, atol=1e-4)

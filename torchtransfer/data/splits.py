@@ -3,6 +3,11 @@
 Protocol (ADDA, CVPR 2017, by default): 2,000 labelled source training images, 1,800 target training images
 whose labels are hidden from training, a small labelled target validation split for model selection, and a
 held-out target test split that only evaluation reads.
+
+A domain is a built-in set or a folder/manifest (``torchtransfer.data.folders``); either way its images are
+brought to the model's input, (channels, size, size), by ``images.conform``, the function the served model
+calls too. A domain with unlabelled images draws ``val`` and ``test`` from its labelled ones
+(``checks.split_sizes``).
 """
 
 from __future__ import annotations
@@ -18,14 +23,20 @@ from torch import Tensor
 if TYPE_CHECKING:
     from torchtransfer.config import DataConfig
 
-from torchtransfer.data.datasets import DOMAIN_SIZES, Domain, load_domain
+from torchtransfer.data.checks import BUILTIN_CLASSES, DataScan, scan_data, size_problems, split_sizes
+from torchtransfer.data.datasets import Domain, default_cache_dir, load_domain
+from torchtransfer.data.folders import to_domain
+from torchtransfer.data.images import conform
+
+__all__ = ["SPLITS", "DomainPair", "build_pair", "fingerprint", "hide_labels", "size_problems", "stratified_split"]
 
 SPLITS = ("source_train", "source_val", "source_test", "target_train", "target_val", "target_test")
 
 
 @dataclass(frozen=True)
 class DomainPair:
-    """Six splits, each a ``Domain`` of (N, 1, 28, 28) images; ``target_train.y`` is -1 where hidden."""
+    """Six splits, each a ``Domain`` of (N, C, H, W) images; ``target_train.y`` is -1 where hidden; label i is
+    class ``classes[i]``."""
 
     source_train: Domain
     source_val: Domain
@@ -34,13 +45,14 @@ class DomainPair:
     target_val: Domain
     target_test: Domain
     fingerprint: str
+    classes: tuple[str, ...] = BUILTIN_CLASSES
 
     def sizes(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in SPLITS}
 
     def save(self, path: Path) -> Path:
         """Write all splits as one tensor file (readable with ``weights_only=True``); atomic."""
-        payload = {"fingerprint": self.fingerprint}
+        payload = {"fingerprint": self.fingerprint, "classes": list(self.classes)}
         for name in SPLITS:
             split = getattr(self, name)
             payload[f"{name}.name"] = split.name
@@ -56,7 +68,8 @@ class DomainPair:
     def load(cls, path: Path) -> DomainPair:
         payload = torch.load(path, weights_only=True)
         splits = {n: Domain(payload[f"{n}.name"], payload[f"{n}.x"], payload[f"{n}.y"]) for n in SPLITS}
-        return cls(**splits, fingerprint=payload["fingerprint"])
+        return cls(**splits, fingerprint=payload["fingerprint"],
+                   classes=tuple(payload.get("classes", BUILTIN_CLASSES)))
 
 
 def stratified_split(labels: Tensor, sizes: dict[str, int], seed: int) -> dict[str, Tensor]:
@@ -82,10 +95,13 @@ def stratified_split(labels: Tensor, sizes: dict[str, int], seed: int) -> dict[s
     for name, size in sizes.items():
         quota = {c: size * len(idx) / len(labels) for c, idx in pools.items()}
         counts = {c: min(int(q), len(pools[c]) - taken[c]) for c, q in quota.items()}
-        spare = sorted((c for c in pools if taken[c] + counts[c] < len(pools[c])),
-                       key=lambda c: (-(quota[c] - counts[c]), c))
-        for c in spare[: size - sum(counts.values())]:
-            counts[c] += 1
+        while (short := size - sum(counts.values())) > 0:  # largest remainders; again while classes run out
+            spare = sorted((c for c in pools if taken[c] + counts[c] < len(pools[c])),
+                           key=lambda c: (-(quota[c] - counts[c]), c))
+            if not spare:
+                break
+            for c in spare[:short]:
+                counts[c] += 1
         index = torch.cat([pools[c][taken[c]: taken[c] + counts[c]] for c in sorted(pools)])
         for c in pools:
             taken[c] += counts[c]
@@ -96,16 +112,19 @@ def stratified_split(labels: Tensor, sizes: dict[str, int], seed: int) -> dict[s
 
 
 def hide_labels(y: Tensor, keep_fraction: float, seed: int) -> Tensor:
-    """A copy of ``y`` where all but ``round(keep_fraction·N)`` labels (seeded choice) are set to -1."""
-    keep = round(keep_fraction * len(y))
+    """A copy of ``y`` where all but ``round(keep_fraction·L)`` of its L labelled entries (a seeded choice) are
+    set to -1; entries that are -1 already stay so."""
+    labelled = torch.nonzero(y >= 0).flatten()
+    keep = round(keep_fraction * len(labelled))
     hidden = y.clone()
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    hidden[order[keep:]] = -1
+    order = torch.randperm(len(labelled), generator=torch.Generator().manual_seed(seed))
+    hidden[labelled[order[keep:]]] = -1
     return hidden
 
 
-def fingerprint(splits: dict[str, Domain], indices: dict[str, Tensor]) -> str:
-    """sha256 over every split's images and labels and the index sets that chose them."""
+def fingerprint(splits: dict[str, Domain], indices: dict[str, Tensor], content: tuple[str, ...] = ()) -> str:
+    """sha256 over every split's images and labels, the index sets that chose them and ``content`` (the
+    folder domains' content fingerprints: file bytes and labels)."""
     digest = hashlib.sha256()
     for name in sorted(splits):
         digest.update(name.encode())
@@ -113,40 +132,58 @@ def fingerprint(splits: dict[str, Domain], indices: dict[str, Tensor]) -> str:
         digest.update(splits[name].y.contiguous().numpy().tobytes())
     for name in sorted(indices):
         digest.update(indices[name].numpy().astype("int64").tobytes())
+    for item in content:
+        digest.update(item.encode())
     return digest.hexdigest()
 
 
-def build_pair(cfg: DataConfig, seed: int, cache_dir: Path | None = None) -> DomainPair:
-    """Load both domains, split them (stratified, seeded) and hide the unlabelled target labels."""
+def split_indices(y: Tensor, sizes: dict[str, int], seed: int) -> dict[str, Tensor]:
+    """Index sets train/val/test: stratified over the whole domain when every image is labelled; else val
+    and test stratified over the labelled images, and train from the rest (unlabelled as a stratum of its own)."""
+    if bool((y >= 0).all()):
+        return stratified_split(y, sizes, seed)
+    labelled = torch.nonzero(y >= 0).flatten()
+    parts = {k: labelled[v] for k, v in stratified_split(y[labelled], {"val": sizes["val"], "test": sizes["test"]},
+                                                         seed).items()}
+    free = torch.ones(len(y), dtype=torch.bool)
+    free[torch.cat([parts["val"], parts["test"]])] = False
+    rest = torch.nonzero(free).flatten()
+    parts["train"] = rest[stratified_split(y[rest], {"train": sizes["train"]}, seed)["train"]]
+    return {k: parts[k] for k in ("train", "val", "test")}
+
+
+def _domain(side: str, cfg: DataConfig, scan: DataScan, cache_dir: Path | None, shape: tuple[int, int]) -> Domain:
+    """One side's whole domain at ``shape`` = (channels, size)."""
+    inventory = getattr(scan, side)
+    if inventory is None:
+        return load_domain(getattr(cfg, side).name, cache_dir)  # conformed per split (smaller)
+    return to_domain(inventory, scan.classes, cache_dir or default_cache_dir(), *shape, cfg.max_pixels)
+
+
+def build_pair(cfg: DataConfig, seed: int, cache_dir: Path | None = None, shape: tuple[int, int] = (1, 28),
+               scan: DataScan | None = None) -> DomainPair:
+    """Load both domains at ``shape`` = (channels, size), split them (stratified, seeded) and hide the
+    unlabelled target labels. Folder/manifest domains need their ``scan`` (``checks.scan_data``; run here
+    when not given)."""
+    if scan is None:
+        scan = scan_data(cfg, *shape, cache_dir or default_cache_dir())
     splits: dict[str, Domain] = {}
     indices: dict[str, Tensor] = {}
     classes: dict[str, set[int]] = {}
-    for side, dom_cfg in (("source", cfg.source), ("target", cfg.target)):
-        domain = load_domain(dom_cfg.name, cache_dir)
-        classes[side] = set(domain.y[domain.y >= 0].tolist())  # the domain's class set (no split is consulted)
-        parts = stratified_split(
-            domain.y, {"train": dom_cfg.train, "val": dom_cfg.val, "test": dom_cfg.test}, seed)
-        for part, index in parts.items():
+    for side in ("source", "target"):
+        dom_cfg, domain = getattr(cfg, side), _domain(side, cfg, scan, cache_dir, shape)
+        classes[side] = set(domain.y[domain.y >= 0].tolist())  # the domain's labelled classes (no split consulted)
+        n_labelled = int((domain.y >= 0).sum())
+        sizes = split_sizes(dom_cfg, n_labelled, len(domain) - n_labelled)
+        for part, index in split_indices(domain.y, sizes, seed).items():
             indices[f"{side}_{part}"] = index
-            splits[f"{side}_{part}"] = domain.subset(index)
-    if classes["source"] != classes["target"]:
+            split = domain.subset(index)
+            splits[f"{side}_{part}"] = Domain(split.name, conform(split.x, *shape), split.y)
+    if classes["target"] and classes["source"] != classes["target"]:  # an all-unlabelled target has no class set
         raise ValueError(f"source classes {sorted(classes['source'])} differ from target classes "
                          f"{sorted(classes['target'])}")
     for side, dom_cfg in (("source", cfg.source), ("target", cfg.target)):  # train_labelled: labels kept
         train = splits[f"{side}_train"]
         splits[f"{side}_train"] = Domain(train.name, train.x, hide_labels(train.y, dom_cfg.train_labelled, seed))
-    return DomainPair(**splits, fingerprint=fingerprint(splits, indices))
-
-
-def size_problems(cfg: DataConfig) -> list[str]:
-    """What is wrong with the split sizes, one message per domain naming the keys (empty: nothing), checked
-    against ``datasets.DOMAIN_SIZES`` before any data is loaded."""
-    problems = []
-    for side, dom_cfg in (("source", cfg.source), ("target", cfg.target)):
-        held = DOMAIN_SIZES[dom_cfg.name]
-        need = dom_cfg.train + dom_cfg.val + dom_cfg.test
-        if need > held:
-            problems.append(f"data.{side}.train + data.{side}.val + data.{side}.test = {dom_cfg.train} + "
-                            f"{dom_cfg.val} + {dom_cfg.test} = {need} images, but {dom_cfg.name} holds {held}")
-    return problems
-
+    content = tuple(c for c in scan.content().values() if c)
+    return DomainPair(**splits, fingerprint=fingerprint(splits, indices, content), classes=scan.classes)

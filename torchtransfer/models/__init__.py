@@ -8,6 +8,8 @@ from torchtransfer.models import backbones, zoo
 from torchtransfer.models.zoo import (
     BACKBONES,
     HAS_PRETRAINED_WEIGHTS,
+    INPUT_CHANNELS,
+    INPUT_SIZES,
     LeNet,
     build_model,
     efficientnet_lite0,
@@ -19,5 +21,6 @@ from torchtransfer.models.zoo import (
     save_weights,
 )
 
-__all__ = ["BACKBONES", "HAS_PRETRAINED_WEIGHTS", "LeNet", "backbones", "build_model", "efficientnet_lite0",
+__all__ = ["BACKBONES", "HAS_PRETRAINED_WEIGHTS", "INPUT_CHANNELS", "INPUT_SIZES", "LeNet", "backbones",
+           "build_model", "efficientnet_lite0",
            "lenet", "load_weights", "resnet18", "resnet34", "resnet50", "save_weights", "zoo"]

@@ -10,6 +10,7 @@ from torchtransfer.registry.store import (
     COMPLETE_TAG,
     find_version,
     from_registry,
+    input_shape,
     load_servable,
     log_servable,
     mark_complete,
@@ -21,6 +22,6 @@ from torchtransfer.registry.store import (
 )
 
 __all__ = ["CHALLENGER", "CHAMPION", "COMPLETE_TAG", "HISTORY_PREFIX", "append_history", "by_alias",
-           "find_version", "from_registry", "history", "load_servable", "log_servable", "mark_complete",
+           "find_version", "from_registry", "history", "input_shape", "load_servable", "log_servable", "mark_complete",
            "move_alias", "predict_uri", "promotion", "read_history", "register", "remove_abandoned",
            "score_version", "serving", "store", "tracking"]

@@ -9,8 +9,10 @@
 | shape (N, H, W) | one channel |
 | shape (N, C, H, W), C = 1 or 3 | RGB → grayscale (ITU-R 601 luma) or grayscale → RGB as the backbone needs |
 
-then resizes (bilinear) to the backbone's ``input_size``, normalises with ``(x - mean) / std`` and returns class
-probabilities. Everything needed to rebuild it is in ``spec()``, a plain dict, so a saved servable needs
+then resizes (bilinear, antialiased) to the backbone's ``input_size``, normalises with ``(x - mean) / std`` and
+returns class probabilities. Channels and size are matched by ``torchtransfer.data.images.conform``, the function
+that brought the training images to the backbone; image files are read by :func:`read_images` through the same
+reader as a domain folder. Everything needed to rebuild it is in ``spec()``, a plain dict, so a saved servable needs
 ``torch.load(weights_only=True)`` and this module, nothing else from training.
 """
 
@@ -22,13 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from torchtransfer.data import images
+from torchtransfer.data import folders, images
+from torchtransfer.data.images import conform
 from torchtransfer.models import BACKBONES
-
-LUMA = (0.299, 0.587, 0.114)
 
 
 class ServableModel(nn.Module):
@@ -54,16 +54,7 @@ class ServableModel(nn.Module):
 
     def preprocess(self, images: Tensor | np.ndarray) -> Tensor:
         """Raw images → the backbone's input (N, in_channels, input_size, input_size), float32, normalised."""
-        x = as_unit_float(images)  # (N, C, H, W) in [0, 1]
-        if x.shape[1] != self.in_channels:
-            if x.shape[1] == 3 and self.in_channels == 1:
-                x = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)  # (N, 1, H, W)
-            elif x.shape[1] == 1:
-                x = x.expand(-1, self.in_channels, -1, -1)  # (N, in_channels, H, W)
-            else:
-                raise ValueError(f"images have {x.shape[1]} channels; this model takes 1 or {self.in_channels}")
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        x = conform(as_unit_float(images), self.in_channels, self.input_size)  # (N, C, S, S) in [0, 1]
         return (x.to(self.mean.device) - self.mean) / self.std
 
     def forward(self, images: Tensor | np.ndarray) -> Tensor:
@@ -105,15 +96,16 @@ class ServableModel(nn.Module):
         return cls.from_spec(torch.load(path, weights_only=True, map_location="cpu"))
 
 
-def servable_for(model: nn.Module, backbone_name: str, num_classes: int, image_shape: Sequence[int]
-                 ) -> ServableModel:
+def servable_for(model: nn.Module, backbone_name: str, num_classes: int, image_shape: Sequence[int],
+                 class_names: Sequence[str] | None = None) -> ServableModel:
     """Wrap a trained ``model`` for serving; ``image_shape`` = (C, H, W) of the images it was trained on (in
-    [0, 1]; a backbone that normalises further does so itself), so served images are resized to (H, W)."""
+    [0, 1]; a backbone that normalises further does so itself), so served images are resized to (H, W);
+    ``class_names[i]`` names output i (default ``"0"``, ``"1"``, ...)."""
     c, h, w = image_shape
     if h != w:
         raise ValueError(f"servable models take square inputs; training images were {h}×{w}")
     return ServableModel(model.cpu(), backbone_name, num_classes, input_size=h, in_channels=c,
-                         mean=(0.0,) * c, std=(1.0,) * c)
+                         mean=(0.0,) * c, std=(1.0,) * c, class_names=class_names)
 
 
 def as_unit_float(images: Tensor | np.ndarray) -> Tensor:
@@ -145,13 +137,20 @@ def as_unit_float(images: Tensor | np.ndarray) -> Tensor:
     return x.float().clamp(0.0, 1.0)
 
 
-def read_images(path: Path) -> tuple[list[str], np.ndarray]:
-    """Names and a batch from ``path``: a folder of images (sorted by name, read as grayscale uint8, all one
-    size), an ``.npy`` array, or an ``.npz`` archive (its ``x``/``images`` array, else its only array); read
-    by ``torchtransfer.data.images``, as the shift command reads them."""
+def read_images(path: Path, channels: int | None = None, size: int | None = None,
+                max_pixels: int = images.MAX_PIXELS) -> tuple[list[str], np.ndarray]:
+    """Names and a batch from ``path``: an ``.npy`` array, an ``.npz`` archive (its ``x``/``images`` array, else
+    its only array), or a folder of images. With ``channels`` and ``size`` (a model's input) a folder is read
+    as a domain folder is (loose images and class sub-folders, the same checks; names relative to it, sorted)
+    and every image brought to uint8 (N, channels, size, size) by ``images.load_image``; without them, its loose
+    images are read as grayscale uint8 (N, H, W), all of one size."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir() and channels and size:
+        files = sorted(f for f, _ in folders.list_folder(path))
+        batch = np.stack([images.load_image(f, channels, size, max_pixels=max_pixels) for f in files])
+        return [f.relative_to(path).as_posix() for f in files], batch
     if path.is_dir():
         files, batch = images.read_folder(path, "L")
         return [f.name for f in files], batch  # (N, H, W) uint8

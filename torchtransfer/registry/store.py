@@ -47,7 +47,8 @@ INPUT_DOC = ("images as a numpy array: dtype uint8 (0..255) or float (values in 
 
 
 class ServablePyfunc(PythonModel):
-    """pyfunc face of a ``ServableModel``: ``predict(images)`` → DataFrame ``label``, ``prob_0..prob_{K-1}``."""
+    """pyfunc face of a ``ServableModel``: ``predict(images)`` → DataFrame ``label`` (the index), ``class`` (its
+    name) and ``prob_<class>`` per class."""
 
     def load_context(self, context) -> None:
         self.module = ServableModel.load(Path(context.artifacts["servable"]))
@@ -58,21 +59,23 @@ class ServablePyfunc(PythonModel):
                             f"{INPUT_DOC}")
         probs, labels = self.module.predict(np.asarray(model_input))
         columns = {f"prob_{c}": probs[:, i] for i, c in enumerate(self.module.class_names)}
-        return pd.DataFrame({"label": labels, **columns})
+        names = np.asarray(self.module.class_names, dtype=object)
+        return pd.DataFrame({"label": labels, "class": names[labels] if len(labels) else [], **columns})
 
 
 def pip_requirements() -> list[str]:
     return [f"{dist}=={metadata.version(dist)}" for dist in ("mlflow", "torch", "numpy", "pandas")]
 
 
-def _signature(num_classes: int):
+def _signature(class_names: list[str]):
     """Outputs only: MLflow's tensor signatures fix one dtype and one rank and enforce them before the model
     runs, which would reject the uint8 or (N, H, W) batches this model accepts; the input is documented in
     the model's metadata (``input``) and by the input example instead."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
-    outputs = [ColSpec("long", "label")] + [ColSpec("float", f"prob_{c}") for c in range(num_classes)]
+    outputs = [ColSpec("long", "label"), ColSpec("string", "class")]
+    outputs += [ColSpec("float", f"prob_{c}") for c in class_names]
     return ModelSignature(inputs=None, outputs=Schema(outputs))
 
 
@@ -107,7 +110,7 @@ def log_servable(tracking_uri: str, run_id: str, servable: ServableModel, exampl
         info = mlflow.pyfunc.log_model(
             name="model", python_model=ServablePyfunc(), artifacts={"servable": str(path)},
             code_paths=[str(Path(__file__).parent)], pip_requirements=pip_requirements(),
-            signature=_signature(servable.num_classes), input_example=example, metadata=meta)
+            signature=_signature(list(servable.class_names)), input_example=example, metadata=meta)
     if status == "RUNNING":  # leaving start_run() ended the run; the flow still owns it
         MlflowClient(tracking_uri).update_run(run_id, status="RUNNING")
     return info.model_uri
@@ -241,6 +244,15 @@ def load_servable(model_uri: str, tracking_uri: str | None = None) -> ServableMo
     if not isinstance(model, ServablePyfunc):
         raise TypeError(f"{model_uri}: not a torchtransfer servable model (got {type(model).__name__})")
     return model.module
+
+
+def input_shape(tracking_uri: str, model_uri: str) -> tuple[int, int] | None:
+    """(channels, size) a registered servable takes, from its metadata (None: not a torchtransfer servable)."""
+    from mlflow.models import get_model_info
+
+    with tracking(tracking_uri):
+        meta = get_model_info(model_uri).metadata or {}
+    return (int(meta["in_channels"]), int(meta["input_size"])) if "input_size" in meta else None
 
 
 def predict_uri(tracking_uri: str, model_uri: str, images: np.ndarray) -> pd.DataFrame:

