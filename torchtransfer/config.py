@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from torchtransfer.data.datasets import LOADERS, default_cache_dir
 from torchtransfer.models import BACKBONES
+from torchtransfer.shift.aggregated import TESTS
 from torchtransfer.train.adaptation import METHODS
 from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
 from torchtransfer.train.selection import LABELLED_OBJECTIVE, OBJECTIVES
@@ -33,6 +34,7 @@ Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
 Pruner = Literal[PRUNERS]
 Objective = Literal[OBJECTIVES]
+ShiftTest = Literal[TESTS]
 
 
 class ConfigError(ValueError):
@@ -70,6 +72,7 @@ class ShiftConfig(_Strict):
     max_samples: int = Field(500, ge=4)
     n_permutations: int = Field(1000, ge=0)
     alpha: float = Field(0.05, gt=0, lt=1)  # significance level of the permutation test
+    test: ShiftTest = "median"  # median: one bandwidth (median heuristic); aggregated: MMDAgg-style collection
     steer: bool = True  # no significant shift (p ≥ alpha) → adaptation leaves the search space
 
 
