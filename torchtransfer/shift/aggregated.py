@@ -12,8 +12,16 @@ Level correction, pinned (a min-p test calibrated by the same permutations). For
 :math:`l` and each of the B + 1 splits :math:`b` (b = 0 the observed one, then B random ones), the
 single-kernel permutation p-value of that split among all of them,
 
-.. math:: \hat p_l(b) = \frac{\#\{b' : T_l(b') \ge T_l(b)\}}{B + 1},
-          \qquad P = \frac{\#\{b : \min_l \hat p_l(b) \le \min_l \hat p_l(0)\}}{B + 1}.
+.. math:: \hat p_l(b) = \frac{\#\{b' : T_l(b') \ge T_l(b)\}}{B + 1}, \qquad
+          V(b) = \min_l \hat p_l(b) - \frac{\sigma(\max_l z_l(b))}{B + 1}, \qquad
+          P = \frac{\#\{b : V(b) \le V(0)\}}{B + 1},
+
+where :math:`z_l(b)` is :math:`T_l(b)` standardised by the mean and standard deviation of
+:math:`T_l` over the B + 1 splits and σ the logistic function: a split's min-p decides, and among splits
+with the same min-p (frequent: every kernel's largest statistic has p̂ = 1/(B + 1), and neighbouring
+bandwidths agree) the larger standardised statistic is the more significant. Without that tie-break, ties
+count against the observed split and the test is conservative (measured: 2.4–3.0 % rejections at α = 5 %
+with B = 200 on MNIST features, and the power lost with them).
 
 With uniform weights, MMDAgg rejects iff :math:`\min_l \hat p_l(0) \le \hat u_\alpha / |L|`, where
 :math:`\hat u_\alpha` is found by a bisection on a *second* set of B₂ permutations so that the estimated
@@ -21,7 +29,8 @@ probability of any single test rejecting is ≤ α, i.e. iff the observed min-p 
 of the min-p's permutation distribution. Here that distribution is read off the *same* B + 1 splits: they
 are exchangeable under H0 (the identity plus B uniform random splits; Hemerik & Goeman, 2018) and every
 :math:`\hat p_l(b)` is a symmetric function of the whole set, so the rank of the observed min-p is
-super-uniform and :math:`\Pr_{H_0}(P \le \alpha) \le \alpha` for any B and any collection. Why this rather
+super-uniform and :math:`\Pr_{H_0}(P \le \alpha) \le \alpha` for any B and any collection (V is
+continuous, so the level is :math:`\lfloor \alpha (B + 1) \rfloor / (B + 1)`, e.g. 4.98 % for B = 200). Why this rather
 than the bisection: it halves the permutations (one set instead of B₁ + B₂), needs no bisection, and gives a
 p-value, which the flow logs and steers on (MMDAgg gives only reject / not at one α).
 
@@ -79,16 +88,32 @@ def split_p_counts(stats: Tensor) -> Tensor:
     return stats.shape[1] - below
 
 
+def split_scores(stats: Tensor) -> Tensor:
+    r"""(K, 1 + B) statistics → (1 + B,) scores V(b) × (B + 1): a split's smallest count, less the logistic of
+    its largest standardised statistic (in (0, 1): it only orders splits with the same smallest count).
+
+    Example:
+        >>> stats = torch.tensor([[6.0, 1.0, 2.0, 3.0], [0.0, 4.0, 1.0, 2.0]])  # counts [1 4 3 2], [4 1 3 2]
+        >>> [round(v, 3) for v in split_scores(stats).tolist()]  # splits 0 and 1 both reach count 1
+        [0.2, 0.211, 2.608, 1.463]
+    """
+    mean, sd = stats.mean(1, keepdim=True), stats.std(1, keepdim=True).clamp_min(torch.finfo(stats.dtype).tiny)
+    z = ((stats - mean) / sd).max(dim=0).values  # (1 + B,)
+    return split_p_counts(stats).min(dim=0).values - torch.sigmoid(z)
+
+
 def min_p_value(stats: Tensor) -> float:
     r"""The corrected p-value P of the observed split (column 0) from (K, 1 + B) statistics; see the module.
 
     Example:
-        >>> stats = torch.tensor([[5.0, 1.0, 2.0, 3.0], [0.0, 4.0, 1.0, 2.0]])  # kernel 1 ranks split 0 first
-        >>> min_p_value(stats)  # min-p counts (1, 1, 2, 2): two splits reach the observed 1
-        0.5
+        >>> stats = torch.tensor([[6.0, 1.0, 2.0, 3.0], [0.0, 4.0, 1.0, 2.0]])
+        >>> min_p_value(stats)  # split 1 ties split 0 on the smallest count, with a smaller standardised maximum
+        0.25
     """
-    min_counts = split_p_counts(stats).min(dim=0).values  # (1 + B,): the smallest p of each split, × (B + 1)
-    return float((min_counts <= min_counts[0]).sum()) / stats.shape[1]
+    if stats.shape[1] == 1:  # B = 0: only the observed split, nothing to compare with
+        return 1.0
+    v = split_scores(stats)  # (1 + B,)
+    return float((v <= v[0] + TIE_RTOL * v[0].abs()).sum()) / stats.shape[1]
 
 
 def _check_scales(scales: Sequence[float]) -> tuple[float, ...]:
