@@ -75,7 +75,7 @@ def _one(name: str, xs: torch.Tensor, xt: torch.Tensor, per_class_inputs: tuple[
     """Report one representation (x_s, x_t); per-class MMD² on (x_s, x_t, y_s, y_t); the null figure."""
     with stage(f"shift on {name}"):
         report, result = shift_report.analyze(xs, xt, n_permutations=cfg.n_permutations, seed=seed,
-                                              alpha=cfg.alpha)
+                                              alpha=cfg.alpha, test=cfg.test)
     labelled_target = len(per_class_inputs[1]) > 0  # none when the target has no labels at all
     per_class = shift.class_conditional_mmd(*per_class_inputs, bandwidth=result.bandwidth, seed=seed) \
         if labelled_target else {}
@@ -143,7 +143,7 @@ def measure_adapted_shift(data: DataRef, model: ModelRef, cfg: ShiftConfig, seed
     fs, ft = _features(adapted, xs), _features(adapted, xt)
     with stage("shift on adapted features"):
         report, result = shift_report.analyze(fs, ft, n_permutations=cfg.n_permutations, seed=seed,
-                                              alpha=cfg.alpha)
+                                              alpha=cfg.alpha, test=cfg.test)
     run.client.log_dict(run.run_id, report, "shift/report_after.json")
     run.client.log_figure(run.run_id, shift_report.embedding_figure(
         fs, ft, title="adapted-model features (PCA)"), "shift/embedding_after.png")

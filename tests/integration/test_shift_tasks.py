@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
 from torchtransfer.models import build_model, save_weights
@@ -35,6 +36,14 @@ def test_shift_tasks_report_log_and_steer_both_ways(smoke_cfg, tmp_path):
     report = json.loads(Path(client.download_artifacts(run.run_id, "shift/report.json", str(tmp_path))).read_text())
     assert report["pixels"]["n_permutations"] == 50 and report["seed"] == 0
     assert len(report["pixels"]["per_class"]) == 10
+
+    agg_run = start_run(smoke_cfg.record())  # shift.test: aggregated, the same images and model
+    agg = analyze_shift(data, ref, smoke_cfg.shift.model_copy(update={"test": "aggregated"}), 0, agg_run)
+    assert agg.pixels.test == agg.features.test == "aggregated" and agg.p_value == 1 / 51
+    assert agg.pixels.mmd2 == pytest.approx(analysis.pixels.mmd2, rel=1e-9)  # the median bandwidth's MMD²
+    agg_report = json.loads(Path(client.download_artifacts(agg_run.run_id, "shift/report.json",
+                                                           str(tmp_path / "agg"))).read_text())
+    assert agg_report["features"]["test"] == "aggregated" and len(agg_report["features"]["p_values"]) == 7
 
     kept = steer_search(smoke_cfg.search, smoke_cfg.shift, analysis, run)  # significant on features → kept
     assert kept == smoke_cfg.search

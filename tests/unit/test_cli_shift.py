@@ -64,3 +64,21 @@ def test_bad_inputs_exit_2_and_name_the_file(tmp_path):
                            (tmp_path / "empty", "no images"), (tmp_path / "two.npz", "two.npz")):
         out = runner.invoke(app, ["shift", str(tmp_path / "a.npy"), str(other)])
         assert out.exit_code == 2 and message in out.output, out.output
+
+
+def test_aggregated_test_option_reports_every_bandwidth_and_rejects_bad_options(tmp_path):
+    np.save(tmp_path / "a.npy", _gauss(50, 4, 0))
+    np.save(tmp_path / "b.npy", _gauss(50, 4, 1, mean=1.0))
+    a, b = str(tmp_path / "a.npy"), str(tmp_path / "b.npy")
+    out = runner.invoke(app, ["shift", a, b, "-B", "99", "--test", "aggregated", "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["test"] == "aggregated" and report["p_value"] == 0.01 and report["significant"]
+    assert len(report["bandwidths"]) == len(report["p_values"]) == len(report["mmd2s"]) == 7
+    assert report["bandwidth"] in report["bandwidths"]  # the median one: its MMD² is report["mmd2"]
+    table = runner.invoke(app, ["shift", a, b, "-B", "99", "--test", "aggregated"])
+    assert table.exit_code == 0 and "aggregated" in table.output and "its own p" in table.output
+    for extra, message in ((["--test", "mean"], "--test: expected one of median, aggregated"),
+                           (["--test", "aggregated", "--bandwidth", "1"], "--bandwidth: the aggregated test")):
+        bad = runner.invoke(app, ["shift", a, b, *extra])
+        assert bad.exit_code == 2 and message in bad.output, bad.output

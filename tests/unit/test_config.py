@@ -28,6 +28,11 @@ def test_files_merge_left_to_right_and_overrides_win():
     assert (cfg.tuning.n_trials, cfg.seed) == (5, 7)
 
 
+def test_shift_test_is_median_by_default_and_aggregated_on_request():
+    assert load_config(CONF / "default.yaml").shift.test == "median"
+    assert load_config(CONF / "default.yaml", overrides=["shift.test=aggregated"]).shift.test == "aggregated"
+
+
 def test_deep_merge_replaces_non_mappings():
     assert deep_merge({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": 3}, "d": [2]}) == {"a": {"b": 3, "c": 2},
                                                                                      "d": [2]}
@@ -53,6 +58,7 @@ def test_unknown_key_names_the_file_and_dotted_path(tmp_path):
     ("data.target.train_labelled=1.5", "data.target.train_labelled"),
     ("search.lr.low=-1", "search.lr"),
     ("data.target.name=mnist", "data"),
+    ("shift.test=mean", "shift.test"),
 ])
 def test_bad_values_name_the_field(override, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):

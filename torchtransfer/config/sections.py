@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from torchtransfer.keys import GATE_ACCURACY, GATE_MANUAL
 from torchtransfer.models import BACKBONES, INPUT_CHANNELS, INPUT_SIZES
+from torchtransfer.shift.aggregated import TESTS
 from torchtransfer.train.adaptation import METHODS
 from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
 from torchtransfer.train.selection import OBJECTIVES
@@ -24,6 +25,7 @@ Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
 Pruner = Literal[PRUNERS]
 Objective = Literal[OBJECTIVES]
+ShiftTest = Literal[TESTS]
 Gate = Literal[(GATE_ACCURACY, GATE_MANUAL, *TARGET_VALIDATORS)]
 
 
@@ -39,6 +41,7 @@ class ShiftConfig(_Strict):
     max_samples: int = Field(500, ge=4)
     n_permutations: int = Field(1000, ge=0)
     alpha: float = Field(0.05, gt=0, lt=1)  # significance level of the permutation test
+    test: ShiftTest = "median"  # median: one bandwidth (median heuristic); aggregated: MMDAgg-style collection
     steer: bool = True  # no significant shift (p ≥ alpha) → adaptation leaves the search space
 
 

@@ -8,7 +8,8 @@ p-value, pinned: :math:`p = (1 + \#\{b : \mathrm{null}_b \ge \mathrm{observed}\}
 
 The permutation test never materialises more than ``memory_budget`` bytes of kernel matrix: it walks row
 blocks of the pooled kernel K (N × N, N = m + n) and evaluates every permutation of a chunk at once as
-one matrix product K_R W (W: N × B 0/1 masks), so n + m = 20,000 runs in about 1 GB.
+one matrix product K_R W (W: N × B 0/1 masks), so n + m = 20,000 runs in about 1 GB. Several kernels
+(the aggregated test's bandwidths) share each block's squared distances and one stacked product with W.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ ESTIMATORS = ("unbiased", "biased", "linear")
 Estimator = Literal["unbiased", "biased", "linear"]
 Bandwidth = float | Sequence[float] | None
 ArrayLike = Tensor | np.ndarray
+Kernels = tuple[tuple[float, ...], ...]  # K kernels, each the mean of Gaussians over its bandwidths
 
 
 @dataclass(frozen=True)
 class MMDResult:
-    """Observed MMD², its permutation p-value, the bandwidth(s) ``l`` used and the permutation null."""
+    """Observed MMD², its permutation p-value, the bandwidth(s) ``l`` used and the permutation null (B,)."""
 
     mmd2: float
     p_value: float
@@ -45,6 +47,7 @@ class MMDResult:
     estimator: str = "unbiased"
     seed: int = 0
     null: tuple[float, ...] = field(default=(), repr=False)
+    test: str = "median"  # "aggregated": see torchtransfer.shift.aggregated
 
 
 def as_matrix(a: ArrayLike, name: str = "samples") -> Tensor:
@@ -103,40 +106,52 @@ def sq_dists(a: Tensor, b: Tensor) -> Tensor:
     return d2.clamp_min_(0)
 
 
+def _kernel_into(d2: Tensor, ls: tuple[float, ...], out: Tensor) -> Tensor:
+    """mean_l exp(−d2 / (2 l²)) written into ``out`` (same shape as d2); d2 is left as it is."""
+    if len(ls) == 1:
+        return torch.mul(d2, -0.5 / ls[0] ** 2, out=out).exp_()
+    out.zero_()
+    for l in ls:
+        out += torch.exp(d2 * (-0.5 / l**2))
+    return out.div_(len(ls))
+
+
 def gaussian_kernel(a: Tensor, b: Tensor, bandwidth: float | Sequence[float]) -> Tensor:
     """k(a_i, b_j) = mean_l exp(−‖a_i − b_j‖² / (2 l²)); (r, d), (N, d) → (r, N)."""
-    ls = bandwidths(bandwidth, a)
     d2 = sq_dists(a, b)
-    if len(ls) == 1:
-        return d2.mul_(-0.5 / ls[0] ** 2).exp_()
-    k = torch.zeros_like(d2)
-    for l in ls:
-        k += torch.exp(d2 * (-0.5 / l**2))
-    return k.div_(len(ls))
+    return _kernel_into(d2, bandwidths(bandwidth, a), d2)  # in place: one buffer
 
 
-def _quadratic_sums(z: Tensor, ls: tuple[float, ...], w: Tensor, budget: int) -> tuple[Tensor, Tensor]:
-    """Row sums r = K̃ 1 (N,) and q = diag(Wᵀ K̃ W) (B,), where K̃ is K with its diagonal zeroed.
+def _quadratic_sums(z: Tensor, kernels: Kernels, w: Tensor, budget: int) -> tuple[Tensor, Tensor]:
+    """Row sums r = K̃ 1 (K, N) and q = diag(Wᵀ K̃ W) (K, B) for each of the K kernels, K̃ with its
+    diagonal zeroed. Each row block's squared distances are computed once and serve every kernel; the
+    K kernel blocks are stacked into one (K·rows, N) matrix, so one product with W covers them all.
 
-    K is built ``rows`` rows at a time, (rows, N), so memory is O(budget + N·B), never O(N²).
+    Memory is O(budget + K·N·B), never O(N²): rows = budget / (8 N (K + 1)) per block.
     """
-    n_total = len(z)
-    rows = max(1, budget // (8 * n_total))
-    r = z.new_empty(n_total)
-    q = w.new_zeros(w.shape[1])
+    n_total, n_k = len(z), len(kernels)
+    rows = max(1, budget // (8 * n_total * (n_k + 1)))
+    r = z.new_empty(n_k, n_total)
+    q = w.new_zeros(n_k, w.shape[1])
     for start in range(0, n_total, rows):
-        k = gaussian_kernel(z[start: start + rows], z, ls)  # (rows, N)
-        k.diagonal(offset=start).zero_()  # entries (i, start + i): k(z_i, z_i)
-        r[start: start + rows] = k.sum(1)
-        q += (w[start: start + rows] * (k @ w)).sum(0)  # (B,)
+        block = z[start: start + rows]  # (rows, d)
+        d2 = sq_dists(block, z)  # (rows, N)
+        k = d2.new_empty(n_k, len(block), n_total)  # (K, rows, N)
+        for i, ls in enumerate(kernels):
+            _kernel_into(d2, ls, k[i])
+        k.diagonal(offset=start, dim1=1, dim2=2).zero_()  # entries (i, start + i): k(z_i, z_i)
+        r[:, start: start + len(block)] = k.sum(2)
+        kw = (k.reshape(n_k * len(block), n_total) @ w).reshape(n_k, len(block), -1)  # (K, rows, B)
+        q += (kw * w[start: start + len(block)]).sum(1)
     return r, q
 
 
 def _statistic(r: Tensor, q: Tensor, w: Tensor, m: int, n: int, estimator: str) -> Tensor:
-    """MMD² per column of W from s_xx = q, s_xy = wᵀr − q, s_yy = 1ᵀr − s_xx − 2 s_xy (diagonals excluded)."""
+    """MMD² (K, B) per kernel and column of W from s_xx = q, s_xy = r W − q, s_yy = r 1 − s_xx − 2 s_xy
+    (diagonals excluded); r (K, N), q (K, B)."""
     s_xx = q
-    s_xy = w.T @ r - s_xx
-    s_yy = r.sum() - s_xx - 2 * s_xy
+    s_xy = r @ w - s_xx
+    s_yy = r.sum(1, keepdim=True) - s_xx - 2 * s_xy
     if estimator == "unbiased":
         return s_xx / (m * (m - 1)) + s_yy / (n * (n - 1)) - 2 * s_xy / (m * n)
     return (s_xx + m) / m**2 + (s_yy + n) / n**2 - 2 * s_xy / (m * n)  # biased: k(z, z) = 1 on the diagonal
@@ -194,8 +209,8 @@ def mmd2(x: ArrayLike, y: ArrayLike, *, bandwidth: Bandwidth = None, estimator: 
     if estimator == "linear":
         return _linear(x, y, ls)
     w = _identity_mask(len(x), len(y), z)
-    r, q = _quadratic_sums(z, ls, w, memory_budget)
-    return float(_statistic(r, q, w, len(x), len(y), estimator)[0])
+    r, q = _quadratic_sums(z, (ls,), w, memory_budget)
+    return float(_statistic(r, q, w, len(x), len(y), estimator)[0, 0])
 
 
 def mmd2_unbiased(x: ArrayLike, y: ArrayLike, bandwidth: Bandwidth = None) -> float:
@@ -217,70 +232,56 @@ def permutation_masks(n_total: int, m: int, count: int, gen: torch.Generator) ->
     return masks.T.to(torch.float64)
 
 
-def permutation_test(x: ArrayLike, y: ArrayLike, *, n_permutations: int = 1000, bandwidth: Bandwidth = None,
-                     seed: int = 0, estimator: Estimator = "unbiased",
-                     memory_budget: int = MEMORY_BUDGET) -> MMDResult:
-    """MMD² and its permutation p-value, p = (1 + #{null ≥ observed}) / (1 + B).
+def permuted_statistics(z: Tensor, m: int, kernels: Kernels, n_permutations: int, seed: int,
+                        estimator: str = "unbiased", memory_budget: int = MEMORY_BUDGET) -> Tensor:
+    """MMD² of the observed split and of ``n_permutations`` random splits, for every kernel: (K, 1 + B).
 
-    All permutations of a chunk are evaluated at once: with W (N, B) the 0/1 masks of the permuted
-    "source" rows, s_xx = diag(Wᵀ K̃ W), s_xy = Wᵀ K̃ 1 − s_xx and s_yy = 1ᵀ K̃ 1 − s_xx − 2 s_xy. The
-    observed split is column 0 of the first chunk, so it goes through exactly the same arithmetic.
-    Permutations come from ``seed`` in fixed blocks of 128, independent of ``memory_budget``. A null value
-    within 1e-12 (relative) of the observed one counts as a tie, i.e. as exceeding it.
+    z (N, d) pools the m source rows (first) and the N − m target rows. All permutations of a chunk are
+    evaluated at once: with W (N, B) the 0/1 masks of the permuted "source" rows, s_xx = diag(Wᵀ K̃ W),
+    s_xy = Wᵀ K̃ 1 − s_xx and s_yy = 1ᵀ K̃ 1 − s_xx − 2 s_xy. The observed split is column 0, so it goes
+    through exactly the same arithmetic. The splits come from ``seed`` in fixed blocks of 128, independent
+    of ``memory_budget`` and of the kernels: every kernel sees the same permutations.
     """
-    _check_estimator(estimator, ("unbiased", "biased"))
-    if n_permutations < 0:
-        raise ValueError(f"n_permutations: must be ≥ 0, got {n_permutations}")
-    x, y = _pair(x, y)
-    m, n = len(x), len(y)
-    z = torch.cat([x, y])  # (N, d), N = m + n
-    ls = bandwidths(bandwidth, z, seed)
-    per_pass = max(RNG_BLOCK, (memory_budget // (8 * len(z))) // RNG_BLOCK * RNG_BLOCK)
+    n_total = len(z)
+    per_pass = max(RNG_BLOCK, (memory_budget // (8 * n_total)) // RNG_BLOCK * RNG_BLOCK)
     gen = torch.Generator().manual_seed(seed)
     stats, done = [], 0
     with track("permutations", total=n_permutations) as bar:
         while True:
             count = min(per_pass, n_permutations - done)
-            blocks = [permutation_masks(len(z), m, min(RNG_BLOCK, count - i), gen)
+            blocks = [permutation_masks(n_total, m, min(RNG_BLOCK, count - i), gen)
                       for i in range(0, count, RNG_BLOCK)]
-            first = [_identity_mask(m, n, z).cpu()] if done == 0 else []  # masks are drawn on the CPU generator
-            w = torch.cat(first + blocks, dim=1).to(z.device)
-            r, q = _quadratic_sums(z, ls, w, memory_budget)
-            stats.append(_statistic(r, q, w, m, n, estimator).cpu())
+            first = [_identity_mask(m, n_total - m, z).cpu()] if done == 0 else []  # masks come from the CPU
+            w = torch.cat(first + blocks, dim=1).to(z.device)  # (N, count [+ 1])
+            r, q = _quadratic_sums(z, kernels, w, memory_budget)
+            stats.append(_statistic(r, q, w, m, n_total - m, estimator).cpu())
             done += count
             bar.advance(count)
             if done >= n_permutations:
                 break
-    all_stats = torch.cat(stats)
+    return torch.cat(stats, dim=1)
+
+
+def _check_permutations(n_permutations: int) -> None:
+    if n_permutations < 0:
+        raise ValueError(f"n_permutations: must be ≥ 0, got {n_permutations}")
+
+
+def permutation_test(x: ArrayLike, y: ArrayLike, *, n_permutations: int = 1000, bandwidth: Bandwidth = None,
+                     seed: int = 0, estimator: Estimator = "unbiased",
+                     memory_budget: int = MEMORY_BUDGET) -> MMDResult:
+    """MMD² and its permutation p-value, p = (1 + #{null ≥ observed}) / (1 + B).
+
+    The statistics come from :func:`permuted_statistics` (one kernel: ``bandwidth``, or the median
+    heuristic). A null value within 1e-12 (relative) of the observed one counts as a tie, i.e. as exceeding it.
+    """
+    _check_estimator(estimator, ("unbiased", "biased"))
+    _check_permutations(n_permutations)
+    x, y = _pair(x, y)
+    z = torch.cat([x, y])  # (N, d), N = m + n
+    ls = bandwidths(bandwidth, z, seed)
+    all_stats = permuted_statistics(z, len(x), (ls,), n_permutations, seed, estimator, memory_budget)[0]
     observed, null = float(all_stats[0]), all_stats[1:]
     exceed = int((null >= observed - 1e-12 * abs(observed)).sum())  # ties count as exceeding
     return MMDResult(observed, (1 + exceed) / (1 + n_permutations), ls[0] if len(ls) == 1 else ls,
-                     n_permutations, m, n, estimator, seed, tuple(null.tolist()))
-
-
-def class_conditional_mmd(x: ArrayLike, y: ArrayLike, labels_x: ArrayLike, labels_y: ArrayLike, *,
-                          bandwidth: Bandwidth = None, seed: int = 0) -> dict[int, float]:
-    """Unbiased MMD² between x | c and y | c for each class c with ≥ 2 labelled samples on both sides.
-
-    One bandwidth serves every class (the median heuristic on the pooled labelled sample, unless given), so
-    the per-class values are comparable. Labels < 0 mark unlabelled rows and are ignored.
-
-    Example:
-        >>> g = torch.Generator().manual_seed(0)
-        >>> x, y = torch.randn(40, 2, generator=g), torch.randn(40, 2, generator=g)
-        >>> lab = torch.arange(40) % 2
-        >>> y[lab == 1] += 3.0  # only class 1 moves
-        >>> per = class_conditional_mmd(x, y, lab, lab, bandwidth=1.0)
-        >>> per[1] > 0.3 > abs(per[0])
-        True
-    """
-    x, y = _pair(x, y)
-    lx, ly = torch.as_tensor(labels_x).reshape(-1), torch.as_tensor(labels_y).reshape(-1)
-    if len(lx) != len(x) or len(ly) != len(y):
-        raise ValueError(f"labels: expected {len(x)} and {len(y)} labels, got {len(lx)} and {len(ly)}")
-    lx, ly = lx.to(x.device), ly.to(y.device)
-    keep_x, keep_y = lx >= 0, ly >= 0
-    ls = bandwidths(bandwidth, torch.cat([x[keep_x], y[keep_y]]), seed)
-    classes = sorted(set(lx[keep_x].tolist()) & set(ly[keep_y].tolist()))
-    return {int(c): mmd2(x[lx == c], y[ly == c], bandwidth=ls) for c in classes
-            if int((lx == c).sum()) >= 2 and int((ly == c).sum()) >= 2}
+                     n_permutations, len(x), len(y), estimator, seed, tuple(null.tolist()))

@@ -17,24 +17,29 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from torchtransfer.shift import aggregated
 from torchtransfer.shift import mmd as shift
 from torchtransfer.shift.a_distance import proxy_a_distance
+from torchtransfer.shift.per_class import class_conditional_mmd
 
 
 def analyze(x: shift.ArrayLike, y: shift.ArrayLike, *, n_permutations: int = 1000,
-            bandwidth: shift.Bandwidth = None, seed: int = 0, alpha: float = 0.05,
+            bandwidth: shift.Bandwidth = None, seed: int = 0, alpha: float = 0.05, test: str = "median",
             labels_x: shift.ArrayLike | None = None, labels_y: shift.ArrayLike | None = None,
             ) -> tuple[dict[str, Any], shift.MMDResult]:
     """MMD² + permutation p-value, proxy A-distance and per-class MMD² of x (m, ...) vs y (n, ...).
 
-    Returns ``(report, result)``; ``report`` holds the statistic, p-value, bandwidth(s), n, m, B, the seed,
-    ``significant`` (p < alpha), ``a_distance`` and ``per_class`` (class → MMD², {} without labels).
+    ``test`` is ``median`` (:func:`~torchtransfer.shift.mmd.permutation_test`) or ``aggregated``
+    (:func:`~torchtransfer.shift.aggregated.aggregated_test`). Returns ``(report, result)``; ``report`` holds
+    the test, statistic, p-value, bandwidth(s), n, m, B, the seed, ``significant`` (p < alpha), ``a_distance``
+    and ``per_class`` (class → MMD², {} without labels); the aggregated test adds each bandwidth's MMD² and p.
     """
     x, y = shift.as_matrix(x, "source"), shift.as_matrix(y, "target")
-    result = shift.permutation_test(x, y, n_permutations=n_permutations, bandwidth=bandwidth, seed=seed)
+    result = aggregated.two_sample_test(x, y, test=test, n_permutations=n_permutations, bandwidth=bandwidth,
+                                        seed=seed)
     per_class: dict[int, float] = {}
     if labels_x is not None and labels_y is not None:
-        per_class = shift.class_conditional_mmd(x, y, labels_x, labels_y, bandwidth=result.bandwidth, seed=seed)
+        per_class = class_conditional_mmd(x, y, labels_x, labels_y, bandwidth=result.bandwidth, seed=seed)
     report = {k: v for k, v in asdict(result).items() if k != "null"}
     report.update(
         alpha=alpha,
@@ -82,7 +87,8 @@ def null_figure(result: shift.MMDResult, *, title: str = "") -> Figure:
     """Histogram of the permutation null with the observed MMD² marked."""
     fig = Figure(figsize=(5, 3.5), dpi=110)
     ax = fig.add_subplot()
-    label = f"observed {result.mmd2:.4g} (p={result.p_value:.4g})"
+    p_name = "aggregated p" if result.test == "aggregated" else "p"  # the null drawn is the median bandwidth's
+    label = f"observed {result.mmd2:.4g} ({p_name}={result.p_value:.4g})"
     null = np.asarray(result.null)
     if len(null):
         ax.hist(null, bins=40, color="0.6", label=f"permutation null (B={result.n_permutations})")
