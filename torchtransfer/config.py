@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from torchtransfer.data.datasets import LOADERS, default_cache_dir
+from torchtransfer.methods import SELF_TRAINING, has_alignment, parse_method
 from torchtransfer.models import BACKBONES
-from torchtransfer.train.adaptation import METHODS
 from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
 from torchtransfer.train.selection import LABELLED_OBJECTIVE, OBJECTIVES
 from torchtransfer.train.strategies import STRATEGIES
@@ -27,7 +27,8 @@ from torchtransfer.uris import redact
 # The config's vocabularies come from the modules that own them (a new backbone or method is one edit).
 Domain = Literal[tuple(LOADERS)]
 Backbone = Literal[tuple(BACKBONES)]
-Method = Literal[METHODS]
+# a method: one name of train.adaptation.METHODS, or several as "dan+fixmatch" / [dan, fixmatch]
+Method = Annotated[str, BeforeValidator(lambda v: parse_method(v) if isinstance(v, (str, list, tuple)) else v)]
 Strategy = Literal[STRATEGIES]
 Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
@@ -107,12 +108,26 @@ class TrainConfig(_Strict):
     unfreeze: int = Field(1, ge=0)
 
 
+class FixMatchConfig(_Strict):
+    threshold: float = Field(0.95, gt=0, le=1)  # τ: a pseudo-label counts when its confidence reaches it
+    weight: float = Field(1.0, ge=0)  # μ (ramped by adaptation.schedule)
+
+
+class ShotConfig(_Strict):
+    im_weight: float = Field(1.0, ge=0)  # information maximisation (entropy − diversity)
+    pseudo_label_weight: float = Field(0.3, ge=0)  # β: cross-entropy with the clustering pseudo-labels
+
+
 class AdaptationConfig(_Strict):
     method: Method = "none"
     schedule: Literal["ramp", "constant"] = "ramp"
     entropy_weight: float = Field(0.0, ge=0)
     max_importance_weight: float = Field(10.0, gt=1)
+    importance_power: float = Field(1.0, gt=0, le=1)
     hidden: int = Field(256, ge=1)
+    source_free: bool = False
+    fixmatch: FixMatchConfig = FixMatchConfig()
+    shot: ShotConfig = ShotConfig()
 
 
 class FloatRange(_Strict):
@@ -206,6 +221,11 @@ class ExperimentConfig(_Strict):
         if self.data.target.val == 0 and self.tuning.objective == LABELLED_OBJECTIVE:
             raise ValueError("data.target.val is 0 (no labelled target validation images) but tuning.objective "
                              f"is {LABELLED_OBJECTIVE!r}; pick a label-free objective, e.g. tuning.objective=im")
+        if self.adaptation.source_free:
+            reads_source = [m for m in self.search.method if has_alignment(m) or m == "none"]
+            if reads_source:
+                raise ValueError(f"adaptation.source_free is true but search.method has {reads_source}, which "
+                                 f"read source images; use self-training only: {' | '.join(SELF_TRAINING)}")
         return self
 
     @model_validator(mode="before")

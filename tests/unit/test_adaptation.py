@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from torchtransfer.train.adaptation import (
-    AdaptationSpec,
+from torchtransfer.train.adaptation import AdaptationSpec, ramp
+from torchtransfer.train.alignment import (
     coral_loss,
     domain_loss,
     grad_reverse,
@@ -15,7 +15,6 @@ from torchtransfer.train.adaptation import (
     kernel_bandwidths,
     make_aligner,
     mmd_loss,
-    ramp,
 )
 
 
@@ -58,7 +57,7 @@ def _train_disc(disc, s, t, steps=150):
 def test_domain_classifier_cannot_tell_identical_domains_apart():
     torch.manual_seed(0)
     s, t, far = _gauss(256, 4, 0), _gauss(256, 4, 1), _gauss(256, 4, 2, shift=1.5)
-    same, shifted = (make_aligner(AdaptationSpec("dann", hidden=16), 4).disc for _ in range(2))
+    same, shifted = (make_aligner("dann", 4, hidden=16).disc for _ in range(2))
     _train_disc(same, s[:128], t[:128])
     _train_disc(shifted, s[:128], far[:128])
     # held out, the alignment gap log 2 − BCE is ≈ 0 for identical domains and large for shifted ones
@@ -68,7 +67,7 @@ def test_domain_classifier_cannot_tell_identical_domains_apart():
 
 def test_importance_weights_are_uniform_on_identical_domains_and_clipped():
     s, t = _gauss(2048, 2, 0), _gauss(2048, 2, 1)
-    rw = make_aligner(AdaptationSpec("reweight", hidden=16, max_importance_weight=5.0), 2)
+    rw = make_aligner("reweight", 2, hidden=16, max_importance_weight=5.0)
     _train_disc(rw.disc, s[:1024], t[:1024], steps=50)
     w = rw(s[1024:], t[1024:], 1.0).source_weights  # held out
     assert w.mean().item() == pytest.approx(1.0) and w.std().item() < 0.2
@@ -82,7 +81,7 @@ def test_alignment_loss_falls_as_training_aligns_the_domains(method):
     torch.manual_seed(0)
     xs, xt = _gauss(128, 4, 0), _gauss(128, 4, 1, shift=2.0, scale=1.5)
     f = nn.Linear(4, 4)
-    aligner = make_aligner(AdaptationSpec(method, hidden=16), 4, f(xt).detach(), seed=0)
+    aligner = make_aligner(method, 4, target_features=f(xt).detach(), hidden=16)
 
     def gap() -> float:  # the discrepancy the method targets (CORAL: covariances only), before and after
         with torch.no_grad():
@@ -101,7 +100,7 @@ def test_alignment_loss_falls_as_training_aligns_the_domains(method):
 
 def test_reweighting_moves_the_weighted_source_towards_the_target():
     xs, xt = _gauss(512, 1, 0), _gauss(512, 1, 1, shift=1.0)
-    rw = make_aligner(AdaptationSpec("reweight", hidden=16, max_importance_weight=20.0), 1, seed=0)
+    rw = make_aligner("reweight", 1, hidden=16, max_importance_weight=20.0)
     before = abs(xs.mean() - xt.mean()).item()
     _train_disc(rw.disc, xs, xt, steps=150)
     w = rw(xs, xt, 1.0).source_weights  # (m,)
