@@ -64,6 +64,7 @@ LABELS = {
     "dann+fixmatch": {"method": "dann+fixmatch", "weight": 0.1},
 }
 OLD = ["none", "dan", "dann", "coral", "reweight"]
+CODE, _ = code_record(ROOT)  # {"git.commit", "git.dirty"} of the code this process imported
 
 
 def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.nn.Module:
@@ -107,7 +108,7 @@ def adapt(cfg: ExperimentConfig, pair, source: torch.nn.Module, label: str, seed
                          val_data=pair.target_val, target=pair.target_train, adaptation=spec,
                          batch_size=t.batch_size, augment=t.augment and Affine(scale=t.augment_scale), seed=seed)
     seconds = round(time.perf_counter() - start, 1)
-    tags, _ = code_record(ROOT)
+    tags = CODE  # taken at start: later commits in this checkout do not relabel this run's rows
     return {"acc": learner.evaluate(pair.target_test)["acc"], "val_acc": result.best_val_acc,
             "best_epoch": result.best_epoch, "seconds": seconds, "commit": tags["git.commit"],
             "dirty": tags["git.dirty"] == "true",
