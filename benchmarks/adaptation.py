@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import statistics
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -32,7 +34,9 @@ from torchtransfer.config import ExperimentConfig, load_config, section_hash  # 
 from torchtransfer.data.augment import Affine  # noqa: E402
 from torchtransfer.data.splits import build_pair  # noqa: E402
 from torchtransfer.models import build_model  # noqa: E402
-from torchtransfer.train.adaptation import METHODS, AdaptationSpec  # noqa: E402
+from torchtransfer.provenance import code_record  # noqa: E402
+from torchtransfer.train.adaptation import AdaptationSpec  # noqa: E402
+from torchtransfer.train.recipe import adaptation_spec  # noqa: E402
 
 DIRECTIONS = {
     "mnist_usps": [ROOT / "conf/default.yaml"],
@@ -41,10 +45,26 @@ DIRECTIONS = {
 PUBLISHED = {  # DESIGN.md: ADDA (CVPR 2017) Table 2, same 2,000/1,800 protocol; TLlib (full MNIST, LeNet)
     "source only (ADDA Table 2)": ("75.2", "57.1"), "gradient reversal (ADDA Table 2)": ("77.1", "73.0"),
     "ADDA (ADDA Table 2)": ("89.4", "90.1"), "DAN (TLlib, full MNIST)": ("86.0", "-"),
-    "DANN (TLlib, full MNIST)": ("91.7", "-"),
+    "DANN (TLlib, full MNIST)": ("91.7", "-"), "CDAN (TLlib, full MNIST)": ("96.0", "-"),
+    "CyCADA (full training sets)": ("95.6", "96.5"),
+    "SHOT (tim-learn/SHOT results.md, full sets)": ("98.0", "98.4"),
 }
-# Method settings beside the config's fine-tuning settings: alignment weight λ (ramped) per method.
-WEIGHTS = {"none": 0.0, "dan": 1.0, "dann": 0.1, "coral": 100.0, "reweight": 0.0}
+# Each row label: the method string and what differs from the config's adaptation section for it.
+# λ (ramped) per alignment loss; ``sf`` = source-free (no source image read; SHOT's lr 0.01 on a frozen head).
+LABELS = {
+    "none": {"method": "none", "weight": 0.0, "entropy_weight": 0.0},
+    "dan": {"method": "dan", "weight": 1.0}, "dann": {"method": "dann", "weight": 0.1},
+    "cdan": {"method": "cdan", "weight": 1.0}, "coral": {"method": "coral", "weight": 100.0},
+    "reweight": {"method": "reweight", "weight": 0.0},
+    "fixmatch": {"method": "fixmatch", "weight": 0.0},
+    "shot": {"method": "shot", "weight": 0.0, "entropy_weight": 0.0},
+    "shot-sf": {"method": "shot", "weight": 0.0, "entropy_weight": 0.0, "source_free": True, "lr": 0.01},
+    "dan+fixmatch": {"method": "dan+fixmatch", "weight": 1.0},
+    "cdan+fixmatch": {"method": "cdan+fixmatch", "weight": 1.0},
+    "dann+fixmatch": {"method": "dann+fixmatch", "weight": 0.1},
+}
+OLD = ["none", "dan", "dann", "coral", "reweight"]
+CODE, _ = code_record(ROOT)  # {"git.commit", "git.dirty"} of the code this process imported
 
 
 def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.nn.Module:
@@ -64,55 +84,85 @@ def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.n
     return model
 
 
-def adapt(cfg: ExperimentConfig, pair, source: torch.nn.Module, method: str, seed: int, args) -> dict:
-    """Fine-tune a copy of ``source`` with ``method``; return target test accuracy and the settings used."""
-    a = cfg.adaptation
-    spec = AdaptationSpec(method=method, weight=WEIGHTS[method] if args.weight is None else args.weight,
-                          schedule=a.schedule,
-                          entropy_weight=0.0 if method == "none" else (
-                              a.entropy_weight if args.entropy_weight is None else args.entropy_weight),
-                          max_importance_weight=a.max_importance_weight, hidden=a.hidden)
+def spec_for(cfg: ExperimentConfig, label: str, args) -> AdaptationSpec:
+    """The config's adaptation section with the label's method and settings (and the command line's λ, η)."""
+    settings = {k: v for k, v in LABELS[label].items() if k != "lr"}
+    spec = adaptation_spec(cfg.adaptation, settings.pop("method"), settings.pop("weight"))
+    if args.weight is not None and spec.alignment is not None:
+        settings["weight"] = args.weight
+    if args.entropy_weight is not None and spec.method != "none":
+        settings["entropy_weight"] = args.entropy_weight
+    return replace(spec, **settings)
+
+
+def adapt(cfg: ExperimentConfig, pair, source: torch.nn.Module, label: str, seed: int, args) -> dict:
+    """Fine-tune a copy of ``source`` with ``label``'s method; return target test accuracy and the full
+    settings (the resolved config, the adaptation spec, lr, epochs) with the commit and the seconds."""
+    spec = spec_for(cfg, label, args)
+    lr = LABELS[label].get("lr", args.lr)
     t = cfg.train
-    learner = transfer_learner(copy.deepcopy(source), lr=args.lr, momentum=t.momentum,
+    learner = transfer_learner(copy.deepcopy(source), lr=lr, momentum=t.momentum,
                                weight_decay=args.weight_decay, device="cpu", schedule=t.schedule)
     start = time.perf_counter()
-    result = learner.fit(pair.source_train, args.epochs, "fine_tune", val_data=pair.target_val,
-                         target=pair.target_train, adaptation=spec, batch_size=t.batch_size,
-                         augment=t.augment and Affine(scale=t.augment_scale), seed=seed)
+    result = learner.fit(None if spec.source_free else pair.source_train, args.epochs, "fine_tune",
+                         val_data=pair.target_val, target=pair.target_train, adaptation=spec,
+                         batch_size=t.batch_size, augment=t.augment and Affine(scale=t.augment_scale), seed=seed)
+    seconds = round(time.perf_counter() - start, 1)
+    tags = CODE  # taken at start: later commits in this checkout do not relabel this run's rows
     return {"acc": learner.evaluate(pair.target_test)["acc"], "val_acc": result.best_val_acc,
-            "best_epoch": result.best_epoch, "seconds": round(time.perf_counter() - start, 1),
-            "weight": spec.weight, "entropy_weight": spec.entropy_weight, "lr": args.lr, "epochs": args.epochs}
+            "best_epoch": result.best_epoch, "seconds": seconds, "commit": tags["git.commit"],
+            "dirty": tags["git.dirty"] == "true",
+            "weight": spec.weight, "entropy_weight": spec.entropy_weight, "lr": lr, "epochs": args.epochs,
+            "spec": asdict(spec), "config": cfg.model_dump(mode="json"),
+            "weight_decay": args.weight_decay, "threads": args.threads}
 
 
-def table(rows: list[dict], methods: list[str]) -> str:
-    def cell(direction: str, method: str) -> str:
-        accs = [100 * r["acc"] for r in rows if r["direction"] == direction and r["method"] == method]
+def table(rows: list[dict], labels: list[str]) -> str:
+    """The Markdown table of ``rows`` (mean ± std over seeds per label and direction), then the published."""
+    def cell(direction: str, label: str) -> str:
+        accs = [100 * r["acc"] for r in rows if r["direction"] == direction and r["method"] == label]
         if not accs:
             return "not run"
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         return f"{statistics.mean(accs):.1f} ± {std:.1f} (n={len(accs)})"
 
-    lines = ["| method | MNIST→USPS (%) | USPS→MNIST (%) |", "| --- | --- | --- |"]
-    lines += [f"| {m} (ours) | {cell('mnist_usps', m)} | {cell('usps_mnist', m)} |" for m in methods]
-    lines += [f"| {m}, published | {a} | {b} |" for m, (a, b) in PUBLISHED.items()]
+    def commits(label: str) -> str:
+        found = sorted({r["commit"][:7] if "commit" in r else "unrecorded" for r in rows if r["method"] == label})
+        return ", ".join(found) or "-"
+
+    lines = ["| method | MNIST→USPS (%) | USPS→MNIST (%) | commit |", "| --- | --- | --- | --- |"]
+    lines += [f"| {m} (ours) | {cell('mnist_usps', m)} | {cell('usps_mnist', m)} | {commits(m)} |" for m in labels]
+    lines += [f"| {m}, published | {a} | {b} | |" for m, (a, b) in PUBLISHED.items()]
     return "\n".join(lines)
+
+
+def write_readme(readme: Path, text: str) -> None:
+    """Replace what lies between the ``adaptation-table`` markers of ``readme`` with ``text``."""
+    start, end = "<!-- adaptation-table:start (benchmarks/adaptation.py --readme) -->", "<!-- adaptation-table:end -->"
+    body = readme.read_text()
+    if start not in body or end not in body:
+        raise SystemExit(f"{readme}: markers {start!r} … {end!r} not found")
+    new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{text}\n{end}", body,
+                 flags=re.DOTALL)
+    readme.write_text(new)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=OLD, choices=list(LABELS), help="row labels (LABELS)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--directions", nargs="+", default=list(DIRECTIONS), choices=list(DIRECTIONS))
     parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs")
     parser.add_argument("--lr", type=float, default=None, help="default: search.lr.high")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--weight", type=float, default=None, help="override every method's λ")
+    parser.add_argument("--weight", type=float, default=None, help="override every alignment λ")
     parser.add_argument("--entropy-weight", type=float, default=None, help="default: adaptation.entropy_weight")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steady on a shared machine)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/adaptation.jsonl")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/torchtransfer/benchmarks").expanduser())
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--readme", type=Path, default=None, help="write the table into this README's markers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -128,14 +178,18 @@ def main() -> None:
                 continue
             pair = build_pair(cfg.data, seed, cfg.cache_path)
             source = source_model(cfg, pair, seed, args.cache)
-            for method in todo:
-                row = {"direction": direction, "seed": seed, "method": method,
-                       **adapt(cfg, pair, source, method, seed, args_d)}
-                print(json.dumps(row), flush=True)
+            for label in todo:
+                row = {"direction": direction, "seed": seed, "method": label,
+                       **adapt(cfg, pair, source, label, seed, args_d)}
+                print(json.dumps({k: v for k, v in row.items() if k not in ("config", "spec")}), flush=True)
                 done.append(row)
                 with args.results.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
-    print(table(done, list(args.methods) if not args.table_only else list(METHODS)))
+    labels = [m for m in LABELS if any(r["method"] == m for r in done)] if args.table_only else list(args.methods)
+    text = table(done, labels)
+    print(text)
+    if args.readme is not None:
+        write_readme(args.readme, text)
 
 
 if __name__ == "__main__":

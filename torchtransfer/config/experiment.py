@@ -25,6 +25,7 @@ from torchtransfer.config.sections import (
 from torchtransfer.data.checks import BUILTIN_CLASSES
 from torchtransfer.data.datasets import default_cache_dir
 from torchtransfer.keys import GATE_ACCURACY
+from torchtransfer.methods import SELF_TRAINING, has_alignment
 from torchtransfer.train.selection import LABELLED_OBJECTIVE
 from torchtransfer.trees import flatten, section_hash
 from torchtransfer.uris import redact
@@ -51,6 +52,11 @@ class ExperimentConfig(_Strict):
         if self.data.target.val == 0 and self.tuning.objective == LABELLED_OBJECTIVE:
             raise ValueError("data.target.val is 0 (no labelled target validation images) but tuning.objective "
                              f"is {LABELLED_OBJECTIVE!r}; pick a label-free objective, e.g. tuning.objective=im")
+        if self.adaptation.source_free:
+            reads_source = [m for m in self.search.method if has_alignment(m) or m == "none"]
+            if reads_source:
+                raise ValueError(f"adaptation.source_free is true but search.method has {reads_source}, which "
+                                 f"read source images; use self-training only: {' | '.join(SELF_TRAINING)}")
         gate = self.registry.gate
         if self.data.target.test == 0 and gate == GATE_ACCURACY:
             raise ValueError(f"data.target.test is 0 (no labelled target test images) but registry.gate is {gate!r}; "

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from torchtransfer.keys import GATE_ACCURACY, GATE_MANUAL
+from torchtransfer.methods import parse_method
 from torchtransfer.models import BACKBONES, INPUT_CHANNELS, INPUT_SIZES
 from torchtransfer.shift.aggregated import TESTS
-from torchtransfer.train.adaptation import METHODS
 from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
 from torchtransfer.train.selection import OBJECTIVES
 from torchtransfer.train.strategies import STRATEGIES
@@ -19,7 +19,8 @@ from torchtransfer.tune.validators import TARGET_VALIDATORS
 
 # The config's vocabularies come from the modules that own them (a new backbone or method is one edit).
 Backbone = Literal[tuple(BACKBONES)]
-Method = Literal[METHODS]
+# a method: one name of train.adaptation.METHODS, or several as "dan+fixmatch" / [dan, fixmatch]
+Method = Annotated[str, BeforeValidator(lambda v: parse_method(v) if isinstance(v, (str, list, tuple)) else v)]
 Strategy = Literal[STRATEGIES]
 Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
@@ -99,12 +100,26 @@ class TrainConfig(_Strict):
     unfreeze: int = Field(1, ge=0)
 
 
+class FixMatchConfig(_Strict):
+    threshold: float = Field(0.95, gt=0, le=1)  # τ: a pseudo-label counts when its confidence reaches it
+    weight: float = Field(1.0, ge=0)  # μ (ramped by adaptation.schedule)
+
+
+class ShotConfig(_Strict):
+    im_weight: float = Field(1.0, ge=0)  # information maximisation (entropy − diversity)
+    pseudo_label_weight: float = Field(0.3, ge=0)  # β: cross-entropy with the clustering pseudo-labels
+
+
 class AdaptationConfig(_Strict):
     method: Method = "none"
     schedule: Literal["ramp", "constant"] = "ramp"
     entropy_weight: float = Field(0.0, ge=0)
     max_importance_weight: float = Field(10.0, gt=1)
+    importance_power: float = Field(1.0, gt=0, le=1)
     hidden: int = Field(256, ge=1)
+    source_free: bool = False
+    fixmatch: FixMatchConfig = FixMatchConfig()
+    shot: ShotConfig = ShotConfig()
 
 
 class FloatRange(_Strict):

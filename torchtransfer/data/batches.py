@@ -54,11 +54,38 @@ def epoch_batches(data: Data, batch_size: int, gen: torch.Generator,
             yield x, torch.as_tensor(y)
 
 
-def endless(data: Data, batch_size: int, gen: torch.Generator, pin: bool = False) -> Iterator[Tensor]:
-    """Target images (B, C, H, W) forever, reshuffled at every pass; labels are never read."""
+class _Indexed(Dataset):
+    """``(image, position)`` of a map-style dataset: its labels are never read."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.data[i][0], i
+
+
+def indexed_batches(data: Data, batch_size: int, gen: torch.Generator,
+                    pin: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+    """One shuffled pass as ``(x (B, C, H, W), positions (B,))``, the same order ``epoch_batches`` draws
+    from ``gen``; labels are never read."""
+    if isinstance(data, Domain):
+        order = torch.randperm(len(data), generator=gen)
+        for start in range(0, len(order), batch_size):
+            idx = order[start: start + batch_size]
+            if len(idx) >= 2:
+                yield data.x[idx], idx
+        return
+    yield from epoch_batches(_Indexed(data), batch_size, gen, pin)
+
+
+def endless(data: Data, batch_size: int, gen: torch.Generator, pin: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+    """Target ``(images (B, C, H, W), positions (B,))`` forever, reshuffled at every pass; labels are never
+    read."""
     while True:
-        for x, _ in epoch_batches(data, batch_size, gen, pin):
-            yield x
+        yield from indexed_batches(data, batch_size, gen, pin)
 
 
 def in_order(data: Data, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:

@@ -4,14 +4,16 @@
 (``torchtransfer.train.optim``) and optionally a domain-adaptation method (``torchtransfer.train.adaptation``).
 Per step:
 
-.. math:: L = \\frac1m \\sum_i w_i\\,\\mathrm{CE}_\\epsilon(h(f(x^s_i)), y_i) + L_\\text{align}(f(X^s), f(X^t))
-          + \\eta\\,\\rho(p)\\,H(h(f(X^t)))
+.. math:: L = \\frac1m \\sum_i w_i\\,\\mathrm{CE}_\\epsilon(h(f(x^s_i)), y_i) + L_\\text{adapt}
 
-with label smoothing ε, importance weights w (reweight; else 1), the method's alignment loss and target
-entropy minimisation. It keeps the epoch with the best validation accuracy, stops early after ``patience``
-epochs without improvement, and calls ``on_epoch(stats)`` after every epoch (raise there to stop, e.g. an
-Optuna pruner). Batches and augmentation come from a generator seeded by ``fit(seed=...)``: the same seed on
-the same machine gives the same weights. CUDA (AMP, pinned memory, channels_last) and CPU share one path.
+with label smoothing ε, importance weights w (reweight; else 1) and the method's adaptation terms (alignment,
+entropy, self-training: ``torchtransfer.train.adaptation``); a source-free method drops the source term, reads
+no source image and keeps the classifier head frozen. FixMatch's strong view is ``RandAugment`` of the raw
+target batch, its weak view the plan's augmentation; SHOT's pseudo-labels are refreshed before every epoch.
+It keeps the epoch with the best validation accuracy, stops early after ``patience`` epochs without improvement,
+and calls ``on_epoch(stats)`` after every epoch (raise there to stop, e.g. an Optuna pruner). Batches and
+augmentation come from a generator seeded by ``fit(seed=...)``: the same seed on the same machine gives the same
+weights. CUDA (AMP, pinned memory, channels_last) and CPU share one path.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from torchtransfer.data import batches
+from torchtransfer.data.augment import RandAugment
 from torchtransfer.devices import resolve_device
 from torchtransfer.evaluation import classification_metrics
 from torchtransfer.progress import track
 from torchtransfer.train import strategies
-from torchtransfer.train.adaptation import AdaptationSpec, entropy, make_aligner
+from torchtransfer.train.adaptation import Adaptation, make_adaptation
 from torchtransfer.train.feature_cache import fit_head_on_cache
 from torchtransfer.train.features import to_device, trunk_features
 from torchtransfer.train.optim import OptimConfig, make_optimizer, make_scheduler
@@ -50,7 +53,7 @@ class TransferLearner:
         self.model = model.to(self.device, memory_format=torch.channels_last) if self.cuda else model.to(self.device)
         self.optim = optim
 
-    def fit(self, train: batches.Data, epochs: int | None = None, strategy: str = "fine_tune", *,
+    def fit(self, train: batches.Data | None, epochs: int | None = None, strategy: str = "fine_tune", *,
             plan: TrainPlan | None = None, val_data: batches.Data | None = None, target: batches.Data | None = None,
             on_epoch: Callable[[EpochStats], None] | None = None,
             selector: Callable[[TransferLearner], tuple[float, dict[str, float]]] | None = None,
@@ -59,10 +62,12 @@ class TransferLearner:
         the best epoch (by ``val_data`` accuracy) and return the history.
 
         ``target`` (images; labels of -1 hidden) feeds the adaptation method; its labelled images, if any, join
-        the training set. With a ``plan`` its optimiser replaces the learner's. ``on_epoch(stats)`` runs after
-        every epoch and may raise to stop (e.g. ``optuna.TrialPruned``). ``selector(learner)`` → ``(score,
-        metrics)`` after every epoch makes ``score`` the objective of model selection and early stopping in place
-        of ``val_data`` accuracy (e.g. a label-free validator: ``torchtransfer.train.selection``).
+        the training set. A source-free method (``AdaptationSpec(source_free=True)``) never reads ``train``
+        (None is fine): its epochs are passes over ``target``. With a ``plan`` its optimiser replaces the
+        learner's. ``on_epoch(stats)`` runs after every epoch and may raise to stop (e.g.
+        ``optuna.TrialPruned``). ``selector(learner)`` → ``(score, metrics)`` after every epoch makes ``score``
+        the objective of model selection and early stopping in place of ``val_data`` accuracy (e.g. a label-free
+        validator: ``torchtransfer.train.selection``).
         """
         if plan is None:
             plan = TrainPlan(epochs=epochs, strategy=strategy, optim=self.optim, **settings)
@@ -72,7 +77,7 @@ class TransferLearner:
         spec = plan.adaptation
         if spec.method != "none" and target is None:
             raise ValueError(f"adaptation method {spec.method!r} needs target data")
-        data = batches.labelled(train, target)
+        data = None if spec.source_free else batches.labelled(train, target)  # source-free: never read
         gen = torch.Generator().manual_seed(plan.seed)
         with torch.random.fork_rng(devices=[]):  # dataset transforms and dropout draw from the global RNG
             torch.manual_seed(plan.seed)
@@ -119,57 +124,73 @@ class TransferLearner:
 
     def _fit_loop(self, data, val_data, target, plan: TrainPlan, gen: torch.Generator):
         """Yield ``EpochStats`` per epoch of end-to-end training (with adaptation when ``target`` is given)."""
-        spec, epochs, batch_size, augment = plan.adaptation, plan.epochs, plan.batch_size, plan.augment
+        spec, epochs, batch_size = plan.adaptation, plan.epochs, plan.batch_size
         blocks = strategies.blocks_of(self.model)
-        aligner = None
-        if target is not None:
-            t_feats = self.features(batches.in_order(target, 256), limit=512) if spec.method == "dan" else None
-            aligner = make_aligner(spec, self.model.feature_dim, t_feats, seed=int(gen.initial_seed()))
-            aligner = aligner.to(self.device)
-        extra = (aligner,) if aligner is not None else ()
+        adaptation = self._adaptation(spec, target, gen) if target is not None else None
+        extra = (adaptation,) if adaptation is not None else ()
         opt = make_optimizer(strategies.param_groups(self.model, self.optim.lr, self.optim.lr_mult, extra),
                              self.optim)
-        steps = batches.n_batches(len(data), batch_size)
+        steps = batches.n_batches(len(target) if spec.source_free else len(data), batch_size)
         sched = make_scheduler(opt, self.optim, steps, epochs)
         scaler = torch.amp.GradScaler("cuda", enabled=self.cuda)
         t_iter = batches.endless(target, batch_size, gen, self.cuda) if target is not None else None
         for epoch in range(1, epochs + 1):
+            if adaptation is not None and adaptation.needs_pseudo_labels:
+                feats = self.features(batches.in_order(target, 512))  # (N, d), eval mode, no augmentation
+                with torch.no_grad():
+                    adaptation.refresh(feats, self.model.head(feats.to(self.device)).float().cpu())
             k = strategies.n_trainable_blocks(plan.strategy, len(blocks), epoch, plan.unfreeze)
             strategies.freeze(self.model, k)
+            if spec.source_free:  # SHOT's hypothesis transfer: the source classifier stays as it is
+                self.model.head.requires_grad_(False)
             strategies.train_mode(self.model, k)
-            if aligner is not None:
-                aligner.train()
+            if adaptation is not None:
+                adaptation.train()
             total, n = 0.0, 0
-            for step, (xb, yb) in enumerate(batches.epoch_batches(data, batch_size, gen, self.cuda)):
-                xt = next(t_iter) if t_iter is not None else None
-                if augment is not None:
-                    xb = augment(xb, gen)
-                    xt = augment(xt, gen) if xt is not None else None
+            source = iter(()) if spec.source_free else batches.epoch_batches(data, batch_size, gen, self.cuda)
+            for step in range(steps):
+                xb, yb = (None, None) if spec.source_free else next(source)
+                xt, t_idx = next(t_iter) if t_iter is not None else (None, None)
+                xb, xt, strong = self._views(xb, xt, plan, adaptation, gen)
                 progress = ((epoch - 1) * steps + step) / max(epochs * steps, 1)
-                loss = self._step(xb, yb, xt, aligner, spec, progress, opt, scaler)
+                total += self._step(xb, yb, (xt, strong, t_idx), adaptation, progress, opt, scaler)
                 sched.step()
-                total += loss
                 n += 1
             val = self.evaluate(val_data)["acc"] if val_data is not None else None
             yield EpochStats(epoch, total / max(n, 1), val, opt.param_groups[-1]["lr"])
 
-    def _step(self, xb: Tensor, yb: Tensor, xt: Tensor | None, aligner, spec: AdaptationSpec, progress: float,
-              opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> float:
-        xb, yb = self._to(xb), yb.to(self.device, non_blocking=True)
+    def _adaptation(self, spec, target, gen: torch.Generator) -> Adaptation:
+        t_feats = self.features(batches.in_order(target, 256), limit=512) if spec.alignment == "dan" else None
+        return make_adaptation(spec, self.model.feature_dim, self.model.head.out_features, len(target), t_feats,
+                               seed=int(gen.initial_seed())).to(self.device)
+
+    @staticmethod
+    def _views(xb, xt, plan: TrainPlan, adaptation, gen: torch.Generator):
+        """The augmented source batch, the target's weak view (the plan's augmentation) and, for FixMatch,
+        its strong view (``RandAugment`` of the raw images)."""
+        augment = plan.augment
+        strong = None
+        if augment is not None:
+            xb = augment(xb, gen) if xb is not None else None
+            weak = augment(xt, gen) if xt is not None else None
+        else:
+            weak = xt
+        if adaptation is not None and adaptation.needs_strong_view:
+            strong = RandAugment()(xt, gen)
+        return xb, weak, strong
+
+    def _step(self, xb: Tensor | None, yb: Tensor | None, target: tuple, adaptation: Adaptation | None,
+              progress: float, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> float:
+        xt, strong, t_idx = target
         with torch.autocast(self.device.type, enabled=self.cuda):
-            fs = self.model.features(xb)  # (B, d)
-            ce = F.cross_entropy(self.model.head(fs).float(), yb, reduction="none",
-                                 label_smoothing=self.optim.label_smoothing)  # (B,)
-            if aligner is None:
-                loss = ce.mean()
+            if adaptation is None:
+                loss = F.cross_entropy(self.model(self._to(xb)).float(), yb.to(self.device, non_blocking=True),
+                                       reduction="none", label_smoothing=self.optim.label_smoothing).mean()
             else:
-                ft = self.model.features(self._to(xt))  # (B_t, d)
-                out = aligner(fs.float(), ft.float(), spec.weight * spec.coeff(progress))
-                w = out.source_weights
-                loss = (ce * w).mean() if w is not None else ce.mean()
-                loss = loss + out.loss
-                if spec.entropy_weight > 0:
-                    loss = loss + spec.entropy_weight * spec.coeff(progress) * entropy(self.model.head(ft).float())
+                source = None if xb is None else (self._to(xb), yb.to(self.device, non_blocking=True))
+                loss = adaptation(self.model, source, self._to(xt), None if strong is None else self._to(strong),
+                                  None if t_idx is None else t_idx.to(self.device), progress,
+                                  self.optim.label_smoothing)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if self.optim.clip_grad_norm is not None:

@@ -35,12 +35,22 @@ def fine_tune_plan(train: TrainConfig, adaptation: AdaptationConfig, hp: HParams
                         optimizer=train.optimizer, lr_mult=train.lr_mult, schedule=train.schedule,
                         warmup_epochs=train.warmup_epochs, label_smoothing=train.label_smoothing,
                         clip_grad_norm=train.clip_grad_norm)
-    spec = AdaptationSpec(method=hp.method, weight=hp.adaptation_weight, schedule=adaptation.schedule,
-                          entropy_weight=adaptation.entropy_weight,
-                          max_importance_weight=adaptation.max_importance_weight, hidden=adaptation.hidden)
+    spec = adaptation_spec(adaptation, hp.method, hp.adaptation_weight)
     return TrainPlan(epochs=hp.epochs, strategy=hp.strategy, optim=optim, adaptation=spec,
                      augment=train.augment and Affine(scale=train.augment_scale), batch_size=train.batch_size,
                      unfreeze=train.unfreeze, patience=train.patience, seed=seed, device=device)
+
+
+def adaptation_spec(adaptation: AdaptationConfig, method: str, weight: float) -> AdaptationSpec:
+    """The ``adaptation`` config section with the tuned ``method`` and alignment weight λ."""
+    return AdaptationSpec(method=method, weight=weight, schedule=adaptation.schedule,
+                          entropy_weight=adaptation.entropy_weight,
+                          max_importance_weight=adaptation.max_importance_weight,
+                          importance_power=adaptation.importance_power, hidden=adaptation.hidden,
+                          threshold=adaptation.fixmatch.threshold, fixmatch_weight=adaptation.fixmatch.weight,
+                          im_weight=adaptation.shot.im_weight,
+                          pseudo_label_weight=adaptation.shot.pseudo_label_weight,
+                          source_free=adaptation.source_free)
 
 
 def pretrain_strategy(model: ModelConfig, pretrain: PretrainConfig) -> str:

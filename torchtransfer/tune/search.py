@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from torchtransfer.methods import has_alignment
+
 if TYPE_CHECKING:
     from torchtransfer.config import FloatRange, IntRange, SearchConfig
 
@@ -24,7 +26,7 @@ class HParams:
     epochs: int
     strategy: str
     adaptation_weight: float
-    method: str = "none"  # adaptation method: none | dan | dann | coral | reweight
+    method: str = "none"  # adaptation method (train.adaptation.METHODS, composed with '+': "dann+fixmatch")
 
     def as_params(self) -> dict[str, Any]:
         """``{"hp.lr": ..., ...}`` for MLflow."""
@@ -53,8 +55,9 @@ def suggest_hparams(trial: Trial, space: SearchConfig) -> HParams:
     epochs = _int(trial, "epochs", space.epochs)
     strategy = strategies[0] if len(strategies) == 1 else trial.suggest_categorical("strategy", strategies)
     method = methods[0] if len(methods) == 1 else trial.suggest_categorical("method", methods)
-    # conditional: the adaptation weight exists only for an adaptation method (TPE then models it per method)
-    weight = 0.0 if method == "none" else _float(trial, "adaptation_weight", space.adaptation_weight)
+    # conditional: the alignment weight λ exists only when an alignment loss takes part (TPE then models it
+    # per method); self-training weights are fixed in the adaptation config
+    weight = _float(trial, "adaptation_weight", space.adaptation_weight) if has_alignment(method) else 0.0
     return HParams(lr=lr, weight_decay=weight_decay, epochs=epochs, strategy=strategy, adaptation_weight=weight,
                    method=method)
 
