@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from torchtransfer.names import METHODS
 from torchtransfer.shift import median_bandwidth
 
-METHODS = ("none", "dan", "dann", "coral", "reweight")
 Method = Literal["none", "dan", "dann", "coral", "reweight"]
 BANDWIDTH_MULTIPLIERS = (0.5, 1.0, 2.0)
 

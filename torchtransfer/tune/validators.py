@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-VALIDATORS = ("im", "snd", "bnm", "dev", "class_ami", "source_val_acc")
+from torchtransfer.names import VALIDATORS
+
 EPS = 1e-12
 
 
