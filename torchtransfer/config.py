@@ -14,19 +14,26 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from torchtransfer.data.datasets import LOADERS, default_cache_dir
-from torchtransfer.models import BACKBONES
-from torchtransfer.train.adaptation import METHODS
-from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
-from torchtransfer.train.selection import LABELLED_OBJECTIVE, OBJECTIVES
-from torchtransfer.train.strategies import STRATEGIES
+from torchtransfer.names import (
+    BACKBONES,
+    DOMAINS,
+    LABELLED_OBJECTIVE,
+    METHODS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    PRUNERS,
+    SCHEDULES,
+    STRATEGIES,
+)
 from torchtransfer.trees import deep_merge, flatten, section_hash
-from torchtransfer.tune.study import PRUNERS
 from torchtransfer.uris import redact
 
-# The config's vocabularies come from the modules that own them (a new backbone or method is one edit).
-Domain = Literal[tuple(LOADERS)]
-Backbone = Literal[tuple(BACKBONES)]
+DEFAULT_CONFIG = Path(__file__).with_name("conf") / "default.yaml"  # package data; conf/default.yaml links to it
+
+# The config's vocabularies live in torchtransfer.names, which imports nothing: validating a config never loads
+# torch (tests/unit/test_names.py checks them against the modules that implement them).
+Domain = Literal[DOMAINS]
+Backbone = Literal[BACKBONES]
 Method = Literal[METHODS]
 Strategy = Literal[STRATEGIES]
 Optimizer = Literal[OPTIMIZERS]
@@ -224,6 +231,8 @@ class ExperimentConfig(_Strict):
     def cache_path(self) -> Path:
         """The cache folder: ``cache_dir``, or (unset) the library's default, ``$TORCHTRANSFER_CACHE`` or
         ``~/.cache/torchtransfer`` (``torchtransfer.data.datasets.default_cache_dir``)."""
+        from torchtransfer.data.datasets import default_cache_dir  # torch: only when a cache is used
+
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
 
     def record(self) -> RunRecord:
@@ -231,9 +240,16 @@ class ExperimentConfig(_Strict):
         resolved = self.model_dump(mode="json")
         resolved["tuning"]["storage"] = redact(resolved["tuning"]["storage"])
         resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
-        return RunRecord(experiment=self.experiment, sha256=self.sha256(), tracking_uri=self.tracking.uri,
+        return RunRecord(experiment=self.experiment, label=self.label(), sha256=self.sha256(),
+                         tracking_uri=self.tracking.uri,
                          params={k: redact(v) for k, v in self.flat().items()}, resolved=resolved,
                          device=self.device, seed=self.seed, n_workers=self.tuning.n_workers)
+
+    def label(self) -> str:
+        """What tells this experiment's runs apart in a list: ``mnist-to-usps · mnist→usps · dan`` (the
+        experiment, the domain pair, the adaptation methods the search may pick, ``+``-joined)."""
+        methods = "+".join(self.search.method)
+        return f"{self.experiment} · {self.data.source.name}→{self.data.target.name} · {methods}"
 
     def sha256(self) -> str:
         """Hash of the resolved config (canonical JSON), used for tags, study names and cache keys."""
@@ -249,6 +265,7 @@ class RunRecord:
     """The config as the flow's parent run records it: name, hash, flattened params, the resolved tree."""
 
     experiment: str
+    label: str  # ExperimentConfig.label(): the start of the parent and trial run names
     sha256: str
     tracking_uri: str  # the configured store (``$MLFLOW_TRACKING_URI`` outranks it)
     params: dict[str, Any]
@@ -294,6 +311,24 @@ def _describe(exc: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
+def _label(path: str | Path) -> str:
+    """How an error names a file: the packaged default by its short name, any other as given."""
+    return "default.yaml (packaged)" if Path(path).resolve() == DEFAULT_CONFIG.resolve() else str(path)
+
+
+def load_experiment(*paths: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """An experiment: the packaged default (``DEFAULT_CONFIG``, every key documented) with ``paths`` merged
+    on top, then ``overrides``. No paths: the default experiment itself, from any folder. Experiment files
+    hold only what differs; one that starts with the default (``-c conf/default.yaml -c x.yaml``) still works.
+
+    Example:
+        >>> load_experiment(overrides=["seed=3"]).experiment
+        'mnist-to-usps'
+    """
+    starts_with_default = bool(paths) and Path(paths[0]).resolve() == DEFAULT_CONFIG.resolve()
+    return load_config(DEFAULT_CONFIG, *paths[starts_with_default:], overrides=overrides)
+
+
 def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Deep-merge YAML files left to right, apply dotted ``KEY=VALUE`` overrides, then validate.
 
@@ -309,7 +344,7 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> Experiment
         tree = deep_merge(tree, _read_yaml(Path(path)))
     for override in overrides:
         tree = _apply_override(tree, override)
-    origin = " + ".join(str(p) for p in paths) + (" (with --set overrides)" if overrides else "")
+    origin = " + ".join(_label(p) for p in paths) + (" (with --set overrides)" if overrides else "")
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as exc:
