@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/torchtransfer run --config conf/default.yaml
+	$(VENV)/bin/torchtransfer run  # the packaged default experiment (conf/default.yaml links to it)
 
 test: lint
 	$(PY) -m pytest

@@ -1,23 +1,28 @@
-"""The ``torchtransfer`` command line. Exit codes: 0 success, 1 a failed run, 2 a config error."""
+"""The ``torchtransfer`` command line. Exit codes: 0 success, 1 a failed run, 2 a config error.
+
+Importing this module loads typer and rich alone: every command imports what it needs (pydantic, torch,
+Prefect, MLflow) in its body, so ``--help`` and a config error answer fast (benchmarks/cli_timing.py).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
-from rich.table import Table
 
-from torchtransfer.config import ConfigError, ExperimentConfig
 from torchtransfer_cli.common import ConfigFiles, Overrides, console, err_console, load_or_exit
-from torchtransfer_cli.progress import bars
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(help="Transfer learning for PyTorch as a tracked, reproducible Prefect flow.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
+
 def summary_table(summary) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"torchtransfer · {summary.experiment}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -31,12 +36,15 @@ def run(config: ConfigFiles = None, overrides: Overrides = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Warnings only (scheduled runs).")] = False) -> None:
     """Run the whole flow: data → shift → tuning → fine-tuning → evaluation → registry.
 
-    Example: torchtransfer run -c conf/default.yaml -c conf/experiments/usps_to_mnist.yaml --set tuning.n_trials=4
+    Without -c it runs the packaged default experiment (MNIST → USPS); the stores (mlflow.db, optuna.db) land in
+    the current folder. Example: torchtransfer run -c conf/experiments/usps_to_mnist.yaml --set tuning.n_trials=4
     """
     cfg = load_or_exit(config, overrides)
     if quiet:
         _quiet()
+    from torchtransfer.config import ConfigError
     from torchtransfer.uris import redact
+    from torchtransfer_cli.progress import bars
     from torchtransfer_cli.servers import check_prefect_api  # Prefect is imported only when a flow runs
     from torchtransfer_flows.transfer import transfer_learning
 
@@ -68,8 +76,14 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
                 schema: Annotated[bool, typer.Option(help="Print the JSON schema instead.")] = False) -> None:
     """Print the resolved config as YAML (or the config's JSON schema with --schema).
 
-    Example: torchtransfer config -c conf/default.yaml --set seed=3
+    Example: torchtransfer config -c conf/experiments/usps_to_mnist.yaml --set seed=3
     """
+    import json
+
+    import yaml
+
+    from torchtransfer.config import ExperimentConfig
+
     if schema:
         console.print_json(json.dumps(ExperimentConfig.model_json_schema()))
         return
@@ -79,12 +93,14 @@ def show_config(config: ConfigFiles = None, overrides: Overrides = None,
 
 def _register_commands() -> None:
     from torchtransfer_cli import data as cli_data
+    from torchtransfer_cli import init as cli_init
     from torchtransfer_cli import orchestration as cli_orchestration
     from torchtransfer_cli import registry as cli_registry
     from torchtransfer_cli import reproduce as cli_reproduce
     from torchtransfer_cli import scaleout as cli_scaleout
     from torchtransfer_cli import shift as cli_shift
 
+    cli_init.register(app)
     cli_data.register(app)
     cli_orchestration.register(app)
     cli_reproduce.register(app)

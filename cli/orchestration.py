@@ -11,18 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from torchtransfer.config import ConfigError
+from torchtransfer_cli.common import make_console
 
-console = Console()
+console = make_console()
 DeploymentsPath = Annotated[Path, typer.Option("--file", "-f", help="Deployments file.")]
 Names = Annotated[list[str], typer.Option("--name", "-n", help="Only these deployments (repeatable).")]
 DEFAULT_DEPLOYMENTS = Path("conf/deployments.yaml")
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    Console(stderr=True).print(message, highlight=False)
+    make_console(stderr=True).print(message, highlight=False)
     return typer.Exit(code)
 
 
@@ -45,6 +44,7 @@ def deploy(file: DeploymentsPath = DEFAULT_DEPLOYMENTS, names: Names = None,
     Example: PREFECT_API_URL=http://127.0.0.1:4200/api torchtransfer deploy -n nightly-mnist-usps
     Then run them with: prefect worker start --pool torchtransfer
     """
+    from torchtransfer.config import ConfigError
     from torchtransfer_flows import deployments
 
     if write_prefect_yaml is not None:
@@ -53,7 +53,7 @@ def deploy(file: DeploymentsPath = DEFAULT_DEPLOYMENTS, names: Names = None,
         return
     url = _require_server()
     try:
-        created = deployments.deploy(file, names, pool)
+        created = deployments.deploy(file, names, pool, config_root=Path.cwd())
     except ConfigError as exc:
         raise _fail(f"[bold red]config error[/]\n{exc}", 2) from None
     except Exception as exc:  # unreachable server, refused request: say what failed
@@ -67,11 +67,12 @@ def serve(file: DeploymentsPath = DEFAULT_DEPLOYMENTS, names: Names = None) -> N
 
     Example: PREFECT_API_URL=http://127.0.0.1:4200/api torchtransfer serve -n nightly-mnist-usps
     """
+    from torchtransfer.config import ConfigError
     from torchtransfer_flows import deployments
 
     _require_server()
     try:
-        deployments.serve(file, names)
+        deployments.serve(file, names, config_root=Path.cwd())
     except ConfigError as exc:
         raise _fail(f"[bold red]config error[/]\n{exc}", 2) from None
     except deployments.ServeConflict as exc:
@@ -97,13 +98,16 @@ def ui(backend: Annotated[str, typer.Option(help="MLflow backend store.")] = "sq
 
     Example: torchtransfer ui   # then export PREFECT_API_URL=http://127.0.0.1:4200/api
     """
+    from torchtransfer import keys
     from torchtransfer_cli.servers import local_ui
 
     previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
     try:
         with local_ui(backend, host, prefect_port, mlflow_port) as servers:
             for server in servers:
-                console.print(f"{server.name:8s} {server.url}")
+                console.print(f"{server.name:8s} {server.url}", highlight=False)
+            # MLflow 3's UI opens a GenAI overview unless told the training view (its own sidebar switch)
+            console.print(f"training runs: {servers[1].url}/#/experiments?{keys.UI_TRAINING_VIEW}", highlight=False)
             console.print(f"export PREFECT_API_URL={servers[0].url}/api  MLFLOW_TRACKING_URI={servers[1].url}")
             console.print("Ctrl-C stops both.")
             while all(s.process.poll() is None for s in servers):

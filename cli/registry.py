@@ -7,14 +7,15 @@ Exit codes: 0 success, 1 the registry refused (unknown model/version/alias), 2 b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from torchtransfer import keys, uris
-from torchtransfer.config import TrackingConfig
-from torchtransfer_cli.common import make_console
+from torchtransfer_cli.common import JsonFlag, make_console, print_json
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 console = make_console()
 TrackingUri = Annotated[str | None, typer.Option(
@@ -27,6 +28,8 @@ ACC_TAG = keys.as_tag(keys.TARGET_ACC)
 
 def _uri(tracking_uri: str | None) -> str:
     """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else the config default; credentials moved out."""
+    from torchtransfer.config import TrackingConfig
+
     return uris.tracking_uri(TrackingConfig().uri, explicit=tracking_uri)
 
 
@@ -48,31 +51,53 @@ def _client(tracking_uri: str | None, name: str):
 
 
 def models(name: Annotated[str, typer.Argument(help="Registered model name.")],
-           tracking_uri: TrackingUri = None) -> None:
+           tracking_uri: TrackingUri = None, json_out: JsonFlag = False) -> None:
     """Versions (aliases, key metrics) and the promotion history of a registered model.
 
-    Example: torchtransfer models torchtransfer-mnist-usps
+    Example: torchtransfer models torchtransfer-mnist-usps   (--json: versions and history, for scripts)
     """
     from torchtransfer import registry
 
     client = _client(tracking_uri, name)
+    versions = version_records(client, name)
+    history = registry.read_history(client, name)
+    if json_out:
+        print_json({"name": name, "versions": versions, "history": history})
+        return
+    console.print(versions_table(name, versions))
+    console.print(history_table(name, history))
+
+
+def version_records(client, name: str) -> list[dict]:
+    """Each version of ``name``: number, aliases, the metrics of ``METRIC_COLUMNS`` by tag key (floats or None),
+    test data fingerprint, run id and whether it is complete; oldest first."""
+    from torchtransfer import registry
+
     versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
     aliases: dict[str, list[str]] = {}  # search results carry no aliases; the registered model has them all
     for alias, version in client.get_registered_model(name).aliases.items():
         aliases.setdefault(str(version), []).append(alias)
+    return [{"version": int(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
+             "metrics": {key: _float(v.tags.get(key)) for _, key in METRIC_COLUMNS},  # test.target_acc, ...
+             "test_fingerprint": v.tags.get(keys.TEST_FINGERPRINT), "run_id": v.run_id,
+             "complete": v.tags.get(registry.COMPLETE_TAG) == "true"} for v in versions]
+
+
+def versions_table(name: str, versions: list[dict]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{name}: versions")
     for column in ("version", "aliases", *(c for c, _ in METRIC_COLUMNS), "test data", "run", "complete"):
         table.add_column(column)
     for v in versions:
-        metrics = [_num(v.tags.get(key)) for _, key in METRIC_COLUMNS]
-        table.add_row(str(v.version), ", ".join(sorted(aliases.get(str(v.version), []))) or "-", *metrics,
-                      v.tags.get("test.fingerprint", "-")[:12], (v.run_id or "-")[:12],
-                      "yes" if v.tags.get(registry.COMPLETE_TAG) == "true" else "NO")
-    console.print(table)
-    console.print(history_table(name, registry.read_history(client, name)))
+        table.add_row(str(v["version"]), ", ".join(v["aliases"]) or "-", *(_num(m) for m in v["metrics"].values()),
+                      (v["test_fingerprint"] or "-")[:12], (v["run_id"] or "-")[:12], "yes" if v["complete"] else "NO")
+    return table
 
 
 def history_table(name: str, history: list[dict]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{name}: promotion history ({len(history)} decisions)")
     for column in ("time (UTC)", "who", "kind", "version", "champion", "promoted", "challenger acc",
                    "champion acc", "reason"):
@@ -86,6 +111,10 @@ def history_table(name: str, history: list[dict]) -> Table:
 
 def _v(version) -> str:
     return f"v{version}" if version else "-"
+
+
+def _float(value) -> float | None:
+    return None if value in (None, "") else float(value)
 
 
 def _num(value) -> str:

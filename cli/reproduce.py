@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
 
 from torchtransfer import uris
-from torchtransfer.config import TrackingConfig
-from torchtransfer_cli.common import make_console
+from torchtransfer_cli.common import JsonFlag, make_console, print_json
 
 console = make_console()
 
@@ -22,19 +21,28 @@ def reproduce(
                                                   "and identical weights).")] = 0.0,
     tracking_uri: Annotated[str, typer.Option(help="MLflow store of the run (default $MLFLOW_TRACKING_URI, "
                                                    "else sqlite:///mlflow.db).")] = None,
+    json_out: JsonFlag = False,
 ) -> None:
     """Re-run RUN_ID in a sandbox and print original vs reproduced metrics; exit 1 if any differs.
 
-    Example: torchtransfer reproduce 5272f75a905640a5af0a081caba8ccec --mode final
+    Example: torchtransfer reproduce 5272f75a905640a5af0a081caba8ccec --mode final   (--json: for scripts)
     """
     if mode not in ("final", "full"):
         make_console(stderr=True).print(f"--mode {mode!r}: expected final or full")
         raise typer.Exit(2)
+    from rich.table import Table
+
+    from torchtransfer.config import TrackingConfig
     from torchtransfer_cli.reproduction import reproduce as run_reproduction
 
     uri = uris.tracking_uri(TrackingConfig().uri, explicit=tracking_uri)  # credentials moved out, as the flow does
     mode_: Literal["final", "full"] = mode  # type: ignore[assignment]
     report = run_reproduction(run_id, uri, mode_, tolerance)
+    if json_out:
+        print_json({**asdict(report), "matches": report.matches, "tolerance": tolerance})
+        if not report.matches:
+            raise typer.Exit(1)
+        return
     table = Table(title=f"reproduce {run_id} ({mode}) → {report.reproduced_run}")
     for column in ("", "original", "reproduced", ""):
         table.add_column(column)

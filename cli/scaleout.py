@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from torchtransfer.config import ConfigError
-from torchtransfer_cli.common import load_or_exit, make_console
+from torchtransfer_cli.common import ConfigFiles, Overrides, load_or_exit, make_console
 
 console, err_console = make_console(), make_console(stderr=True)
 
 
 def tune_worker(
-    config: Annotated[list[Path], typer.Option("--config", "-c", help="YAML files, merged left to right.")] = None,
-    overrides: Annotated[list[str], typer.Option("--set", "-s", help="Dotted override KEY=VALUE.")] = None,
+    config: ConfigFiles = None,
+    overrides: Overrides = None,
     trials: Annotated[int, typer.Option("--trials", "-n", min=1, help="Trials this worker runs.")] = 1,
     worker: Annotated[str, typer.Option(help="This worker's name on its trials (default host-pid).")] = "",
 ) -> None:
     """Join the study of the same config (by its storage URL) from this machine and run N trials.
 
-    Example: torchtransfer tune-worker -c conf/default.yaml --set tuning.storage=postgresql://u:pw@db/optuna -n 4
+    Example: torchtransfer tune-worker -c my.yaml --set tuning.storage=postgresql://u:pw@db/optuna -n 4
     """
     cfg = load_or_exit(config, overrides)
     if cfg.tuning.storage.startswith("sqlite:"):
@@ -31,6 +29,7 @@ def tune_worker(
         raise typer.Exit(2)
     if worker:
         os.environ["TORCHTRANSFER_WORKER"] = worker
+    from torchtransfer.config import ConfigError
     from torchtransfer.uris import redact
     from torchtransfer_flows.scaleout import tune_worker as worker_flow
 

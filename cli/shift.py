@@ -7,22 +7,24 @@ those folders as labels). Exit codes: 0 done, 1 a significant shift with ``--fai
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from rich.table import Table
 
-from torchtransfer_cli.common import make_console
-from torchtransfer_cli.progress import bars
+from torchtransfer_cli.common import JsonFlag, make_console, print_json
+
+if TYPE_CHECKING:  # numpy and rich.table load when the command runs, not for --help
+    import numpy as np
+    from rich.table import Table
 
 
 def load_samples(path: Path, *, mode: str = "L", size: tuple[int, int] | None = None,
                  ) -> tuple[np.ndarray, list[str] | None]:
     """(N, ...) samples and optional per-sample class names from an .npy/.npz file or an image folder (read
     by ``torchtransfer.data.images``, sub-folders as class names, values scaled to [0, 1])."""
+    import numpy as np
+
     from torchtransfer.data import images
 
     path = Path(path).expanduser()
@@ -37,11 +39,15 @@ def load_samples(path: Path, *, mode: str = "L", size: tuple[int, int] | None = 
 
 
 def _subsample(x: np.ndarray, labels: list[str] | None, n: int, seed: int):
+    import numpy as np
+
     pick = np.sort(np.random.default_rng(seed).permutation(len(x))[:n])
     return x[pick], (None if labels is None else [labels[i] for i in pick])
 
 
 def _class_ids(a: list[str] | None, b: list[str] | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    import numpy as np
+
     if a is None or b is None:
         return None, None
     names = {name: i for i, name in enumerate(sorted(set(a) | set(b)))}
@@ -49,6 +55,8 @@ def _class_ids(a: list[str] | None, b: list[str] | None) -> tuple[np.ndarray | N
 
 
 def _table(a: Path, b: Path, report: dict) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"shift: {a} → {b}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -91,7 +99,7 @@ def shift(
     max_samples: Annotated[int, typer.Option(help="Seeded subsample per side.", min=2)] = 5000,
     size: Annotated[tuple[int, int] | None, typer.Option(help="Resize images to W H.")] = None,
     mode: Annotated[str, typer.Option(help="PIL mode for images: L (grey) or RGB.")] = "L",
-    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    json_out: JsonFlag = False,
     plots: Annotated[Path | None, typer.Option(help="Write embedding.png and null.png here.")] = None,
     fail_on_shift: Annotated[bool, typer.Option(help="Exit 1 when the shift is significant.")] = False,
 ) -> None:
@@ -101,6 +109,7 @@ def shift(
     """
     from torchtransfer.shift import aggregated
     from torchtransfer.shift import report as shift_report
+    from torchtransfer_cli.progress import bars
 
     try:
         try:
@@ -122,7 +131,7 @@ def shift(
         shift_report.embedding_figure(xa, xb, names=(a.name, b.name)).savefig(plots / "embedding.png")
         shift_report.null_figure(result).savefig(plots / "null.png")
     if json_out:
-        typer.echo(json.dumps(report, indent=2))
+        print_json(report)
     else:
         make_console().print(_table(a, b, report))
     if fail_on_shift and report["significant"]:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from torchtransfer.config import ConfigError, ExperimentConfig, load_config
+from torchtransfer.config import ConfigError, ExperimentConfig, load_experiment
 
 log = logging.getLogger(__name__)
 ENTRYPOINT = "flows/transfer.py:transfer_learning"
@@ -83,8 +83,9 @@ def load_deployments(path: Path) -> DeploymentsFile:
 
 
 def resolve(spec: DeploymentSpec, root: Path) -> ExperimentConfig:
-    """The deployment's experiment config; relative config paths are relative to ``root``."""
-    return load_config(*(root / c for c in spec.configs), overrides=spec.overrides)
+    """The deployment's experiment: its configs over the packaged default (as ``torchtransfer run -c``);
+    relative config paths are relative to ``root``."""
+    return load_experiment(*(root / c for c in spec.configs), overrides=spec.overrides)
 
 
 def _selected(file: DeploymentsFile, names: list[str] | None) -> dict[str, DeploymentSpec]:
@@ -138,15 +139,18 @@ def check_not_in_a_pool(flow_name: str, names: list[str]) -> None:
                     f"{existing.work_pool_name}`, or remove it first: prefect deployment delete {flow_name}/{name}")
 
 
-def serve(path: Path, names: list[str] | None = None, root: Path = PROJECT_ROOT) -> None:
-    """Run the deployments from this process until it is stopped (SIGTERM pauses their schedules)."""
+def serve(path: Path, names: list[str] | None = None, root: Path = PROJECT_ROOT,
+          config_root: Path | None = None) -> None:
+    """Run the deployments from this process until it is stopped (SIGTERM pauses their schedules); relative
+    config paths are relative to ``config_root`` (the CLI: the current folder), else ``root``."""
     from prefect import serve as prefect_serve
 
     from torchtransfer_flows.transfer import transfer_learning
 
     selected = _selected(load_deployments(path), names)
     check_not_in_a_pool(transfer_learning.name, list(selected))
-    prefect_serve(*[transfer_learning.to_deployment(**_options(n, s, root)) for n, s in selected.items()])
+    prefect_serve(*[transfer_learning.to_deployment(**_options(n, s, config_root or root))
+                    for n, s in selected.items()])
 
 
 def ensure_process_pool(name: str) -> None:
@@ -164,9 +168,10 @@ def ensure_process_pool(name: str) -> None:
 
 
 def deploy(path: Path, names: list[str] | None = None, pool: str | None = None,
-           root: Path = PROJECT_ROOT) -> dict[str, str]:
+           root: Path = PROJECT_ROOT, config_root: Path | None = None) -> dict[str, str]:
     """Create or update the deployments on the Prefect server at ``PREFECT_API_URL``, in a process work pool
-    whose workers run the flow from ``root``. Returns {name: deployment id}."""
+    whose workers run the flow from ``root``; relative config paths are relative to ``config_root`` (the CLI:
+    the current folder), else ``root``. Returns {name: deployment id}."""
     from torchtransfer_flows.transfer import transfer_learning
 
     file = load_deployments(path)
@@ -174,7 +179,7 @@ def deploy(path: Path, names: list[str] | None = None, pool: str | None = None,
     ensure_process_pool(pool_name)
     remote = transfer_learning.from_source(source=str(root), entrypoint=ENTRYPOINT)
     return {name: str(remote.deploy(work_pool_name=pool_name, build=False, push=False, print_next_steps=False,
-                                    **_options(name, spec, root)))
+                                    **_options(name, spec, config_root or root)))
             for name, spec in _selected(file, names).items()}
 
 

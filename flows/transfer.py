@@ -14,7 +14,7 @@ import torch
 from prefect import flow
 
 from torchtransfer import keys
-from torchtransfer.config import ExperimentConfig, load_config
+from torchtransfer.config import ExperimentConfig, load_experiment
 from torchtransfer.train.recipe import FineTuning, SourceTraining
 from torchtransfer.uris import redact
 from torchtransfer_flows.tuning import tune_hyperparameters
@@ -115,10 +115,11 @@ def _summary(cfg, run: RunRef, shift, metrics, registered, study_name, source_ru
 
 def main(argv: list[str] | None = None) -> ExperimentSummary:
     parser = argparse.ArgumentParser(prog="python -m torchtransfer_flows.transfer", description=__doc__)
-    parser.add_argument("--config", "-c", nargs="+", default=["conf/default.yaml"], help="YAML files, merged")
+    parser.add_argument("--config", "-c", nargs="+", default=[],
+                        help="YAML files, merged over the packaged default.yaml (none: the default experiment)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override")
     args = parser.parse_args(argv)
-    return transfer_learning(load_config(*args.config, overrides=args.set))
+    return transfer_learning(load_experiment(*args.config, overrides=args.set))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from torchtransfer import keys
 from torchtransfer.report_html import curves_png, render
 from torchtransfer.uris import redact
 from torchtransfer_tasks.tracking import RunRef
@@ -20,7 +21,7 @@ LOCAL_MLFLOW_UI = "http://127.0.0.1:5000"  # where `torchtransfer ui` serves a l
 def mlflow_run_url(run: RunRef) -> str:
     """The run's page in the MLflow UI: the tracking server itself, or the local UI for a file store."""
     base = redact(run.tracking_uri) if run.tracking_uri.startswith("http") else LOCAL_MLFLOW_UI
-    return f"{base.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+    return f"{base.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}?{keys.UI_TRAINING_VIEW}"
 
 
 def summary_markdown(rows: dict[str, str], run: RunRef) -> str:

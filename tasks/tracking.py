@@ -20,6 +20,7 @@ from torchtransfer.train.results import EpochStats
 from torchtransfer.uris import tracking_uri
 
 MAX_BATCH = 100
+MAX_RUN_NAME = 250  # MLflow's runs.name column
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,26 @@ def artifact_location(uri: str) -> str | None:
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:
-    """The id of experiment ``name``, created when missing. A fresh SQLite store is created (tables,
-    migrations, the experiment) by one process at a time: see ``torchtransfer.locking``."""
+    """The id of experiment ``name``, created when missing and marked a model-training experiment
+    (``keys.EXPERIMENT_KIND``; one created before without a kind gets it, a kind set in the UI is kept). A fresh
+    SQLite store is created (tables, migrations, the experiment) by one process at a time: see
+    ``torchtransfer.locking``."""
     with schema_lock(client.tracking_uri):
         experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        return client.create_experiment(name, artifact_location=artifact_location(client.tracking_uri))
+        if experiment is None:
+            return client.create_experiment(name, artifact_location=artifact_location(client.tracking_uri),
+                                            tags={keys.EXPERIMENT_KIND_TAG: keys.EXPERIMENT_KIND})
+        if keys.EXPERIMENT_KIND_TAG not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, keys.EXPERIMENT_KIND_TAG, keys.EXPERIMENT_KIND)
+        return experiment.experiment_id
+
+
+def run_name(*parts: str) -> str:
+    """A run name from its non-empty parts, ``·``-joined and cut to MLflow's limit, e.g.
+    ``run_name("trial 3", "smoke · mnist→usps · dan", "witty-fox")`` → ``trial 3 · smoke · mnist→usps · dan ·
+    witty-fox``."""
+    name = " · ".join(p for p in parts if p)
+    return name if len(name) <= MAX_RUN_NAME else name[: MAX_RUN_NAME - 1] + "…"
 
 
 def close_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
@@ -141,7 +155,7 @@ def start_run(record: RunRecord) -> RunRef:
         **provenance.environment_tags(record.device),
     }
     close_orphan_runs(client, exp_id)
-    run = client.create_run(exp_id, run_name=flow_run.get_name() or None, tags=tags)
+    run = client.create_run(exp_id, run_name=run_name(record.label, flow_run.get_name() or ""), tags=tags)
     ref = RunRef(uri, exp_id, run.info.run_id)
     log_params(ref, record.params)
     client.log_text(ref.run_id, yaml.safe_dump(record.resolved, sort_keys=False), "config/resolved.yaml")

@@ -22,7 +22,16 @@ from torchtransfer.tune import study as studies
 from torchtransfer.tune.search import HParams, suggest_hparams
 from torchtransfer.tune.study import StudySpec
 from torchtransfer_tasks.data import DataRef, code_hash
-from torchtransfer_tasks.tracking import RunRef, end, log_epoch, log_metrics, log_params, log_tags, start_child
+from torchtransfer_tasks.tracking import (
+    RunRef,
+    end,
+    log_epoch,
+    log_metrics,
+    log_params,
+    log_tags,
+    run_name,
+    start_child,
+)
 from torchtransfer_tasks.train import ModelRef, fit_hparams, training_code_hash
 
 
@@ -55,11 +64,12 @@ def worker_id() -> str:
 def _objective(space: SearchConfig, recipe: FineTuning, data: DataRef, source: ModelRef, parent: RunRef,
                name: str):
     logger = get_run_logger()
+    parent_name = parent.client.get_run(parent.run_id).info.run_name or ""
 
     def objective(trial: optuna.Trial) -> float:
         hp = suggest_hparams(trial, space)
         trial.set_user_attr("worker", worker_id())
-        child = start_child(parent, f"trial-{trial.number}", hp.as_params())
+        child = start_child(parent, run_name(f"trial {trial.number}", parent_name), hp.as_params())
         log_tags(child, {"optuna.study_name": name, "optuna.trial_number": trial.number,
                          "torchtransfer.worker": worker_id()})
 

@@ -39,3 +39,9 @@ def as_tag(metric: str) -> str:
         'test.target_acc'
     """
     return metric.replace("/", ".")
+
+# the MLflow experiment: the kind MLflow 3's UI type selector records ("model training", not "GenAI apps &
+# agents"); the UI link's query that opens the training view (MLflow 3.17's UI follows this, not the tag)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+UI_TRAINING_VIEW = "workflowType=machine_learning"

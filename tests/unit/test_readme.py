@@ -34,3 +34,12 @@ def test_every_row_names_tests_that_exist():
             if not path.is_file() or not any(pattern.match(t) for t in _tests_in(path)):
                 missing.append(f"{file}::{name}")
     assert missing == []
+
+
+def test_the_cli_timing_table_is_generated_from_its_result_file():
+    import json
+
+    from benchmarks.cli_timing import RESULTS, readme_section
+
+    readme = ROOT.joinpath("README.md").read_text()
+    assert readme_section(readme, json.loads(RESULTS.read_text())["rows"]) == readme

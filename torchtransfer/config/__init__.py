@@ -6,7 +6,7 @@ and the dotted path of the field, e.g. ``conf/x.yaml: train.lr: Input should be 
 
 from torchtransfer.config.data import DOMAIN_KINDS, DataConfig, Domain, DomainConfig
 from torchtransfer.config.experiment import ExperimentConfig, RunRecord
-from torchtransfer.config.files import load_config
+from torchtransfer.config.files import DEFAULT_CONFIG, load_config, load_experiment
 from torchtransfer.config.sections import (
     AdaptationConfig,
     Backbone,
@@ -31,8 +31,9 @@ from torchtransfer.config.sections import (
 )
 from torchtransfer.trees import deep_merge, section_hash
 
-__all__ = ["DOMAIN_KINDS", "AdaptationConfig", "Backbone", "ConfigError", "DataConfig", "Domain", "DomainConfig",
-           "ExperimentConfig", "FloatRange", "IntRange", "Method", "ModelConfig", "Objective", "Optimizer",
+__all__ = ["DEFAULT_CONFIG", "DOMAIN_KINDS", "AdaptationConfig", "Backbone", "ConfigError", "DataConfig", "Domain",
+           "DomainConfig", "ExperimentConfig", "FloatRange", "IntRange", "Method", "ModelConfig", "Objective",
+           "Optimizer",
            "PretrainConfig", "Pruner", "RegistryConfig", "RunRecord", "Schedule", "SearchConfig", "ShiftConfig",
            "Strategy", "TrackingConfig", "TrainConfig", "TuningConfig", "check_parallel", "deep_merge",
-           "load_config", "section_hash"]
+           "load_config", "load_experiment", "section_hash"]

@@ -7,10 +7,9 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from torchtransfer.config.sections import _Strict
-from torchtransfer.data.datasets import LOADERS
-from torchtransfer.data.images import MAX_PIXELS
+from torchtransfer.names import DOMAINS, MAX_PIXELS
 
-Domain = Literal[tuple(LOADERS)]
+Domain = Literal[DOMAINS]
 
 
 DOMAIN_KINDS = ("name", "folder", "manifest")  # a domain is exactly one of these (a later layer's choice wins)

@@ -22,11 +22,9 @@ from torchtransfer.config.sections import (
     TuningConfig,
     _Strict,
 )
-from torchtransfer.data.checks import BUILTIN_CLASSES
-from torchtransfer.data.datasets import default_cache_dir
 from torchtransfer.keys import GATE_ACCURACY
 from torchtransfer.methods import SELF_TRAINING, has_alignment
-from torchtransfer.train.selection import LABELLED_OBJECTIVE
+from torchtransfer.names import BUILTIN_CLASSES, LABELLED_OBJECTIVE
 from torchtransfer.trees import flatten, section_hash
 from torchtransfer.uris import redact
 
@@ -84,6 +82,8 @@ class ExperimentConfig(_Strict):
     def cache_path(self) -> Path:
         """The cache folder: ``cache_dir``, or (unset) the library's default, ``$TORCHTRANSFER_CACHE`` or
         ``~/.cache/torchtransfer`` (``torchtransfer.data.datasets.default_cache_dir``)."""
+        from torchtransfer.data.datasets import default_cache_dir  # torch: only when a cache is used
+
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
 
     def with_classes(self, classes: Sequence[str]) -> ExperimentConfig:
@@ -97,9 +97,16 @@ class ExperimentConfig(_Strict):
         resolved = self.model_dump(mode="json")
         resolved["tuning"]["storage"] = redact(resolved["tuning"]["storage"])
         resolved["tracking"]["uri"] = redact(resolved["tracking"]["uri"])
-        return RunRecord(experiment=self.experiment, sha256=self.sha256(), tracking_uri=self.tracking.uri,
+        return RunRecord(experiment=self.experiment, label=self.label(), sha256=self.sha256(),
+                         tracking_uri=self.tracking.uri,
                          params={k: redact(v) for k, v in self.flat().items()}, resolved=resolved,
                          device=self.device, seed=self.seed, n_workers=self.tuning.n_workers)
+
+    def label(self) -> str:
+        """What tells this experiment's runs apart in a list: ``mnist-to-usps · mnist→usps · dan`` (the
+        experiment, the domain pair (a folder by its name), the adaptation methods the search may pick)."""
+        source, target = (d.name or Path(d.where).name for d in (self.data.source, self.data.target))
+        return f"{self.experiment} · {source}→{target} · {' | '.join(self.search.method)}"
 
     def sha256(self) -> str:
         """Hash of the resolved config (canonical JSON), used for tags, study names and cache keys."""
@@ -124,6 +131,7 @@ class RunRecord:
     """The config as the flow's parent run records it: name, hash, flattened params, the resolved tree."""
 
     experiment: str
+    label: str  # ExperimentConfig.label(): the start of the parent and trial run names
     sha256: str
     tracking_uri: str  # the configured store (``$MLFLOW_TRACKING_URI`` outranks it)
     params: dict[str, Any]

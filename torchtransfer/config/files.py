@@ -15,6 +15,8 @@ from torchtransfer.config.experiment import ExperimentConfig
 from torchtransfer.config.sections import ConfigError
 from torchtransfer.trees import merge_choosing
 
+DEFAULT_CONFIG = Path(__file__).parents[1] / "conf" / "default.yaml"  # package data; conf/default.yaml links to it
+
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
@@ -55,6 +57,24 @@ def _describe(exc: ValidationError, origin: str) -> str:
 DOMAIN_CHOICES = {("data", side): DOMAIN_KINDS for side in ("source", "target")}
 
 
+def _label(path: str | Path) -> str:
+    """How an error names a file: the packaged default by its short name, any other as given."""
+    return "default.yaml (packaged)" if Path(path).resolve() == DEFAULT_CONFIG.resolve() else str(path)
+
+
+def load_experiment(*paths: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """An experiment: the packaged default (``DEFAULT_CONFIG``, every key documented) with ``paths`` merged
+    on top, then ``overrides``. No paths: the default experiment itself, from any folder. Experiment files
+    hold only what differs; one that starts with the default (``-c conf/default.yaml -c x.yaml``) still works.
+
+    Example:
+        >>> load_experiment(overrides=["seed=3"]).experiment
+        'mnist-to-usps'
+    """
+    starts_with_default = bool(paths) and Path(paths[0]).resolve() == DEFAULT_CONFIG.resolve()
+    return load_config(DEFAULT_CONFIG, *paths[starts_with_default:], overrides=overrides)
+
+
 def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Deep-merge YAML files left to right, apply dotted ``KEY=VALUE`` overrides, then validate.
 
@@ -70,7 +90,7 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> Experiment
         tree = merge_choosing(tree, _read_yaml(Path(path)), DOMAIN_CHOICES)
     for override in overrides:
         tree = _apply_override(tree, override)
-    origin = " + ".join(str(p) for p in paths) + (" (with --set overrides)" if overrides else "")
+    origin = " + ".join(_label(p) for p in paths) + (" (with --set overrides)" if overrides else "")
     try:
         return ExperimentConfig.model_validate(tree)
     except ValidationError as exc:

@@ -9,15 +9,21 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from torchtransfer.keys import GATE_ACCURACY, GATE_MANUAL
 from torchtransfer.methods import parse_method
-from torchtransfer.models import BACKBONES, INPUT_CHANNELS, INPUT_SIZES
-from torchtransfer.shift.aggregated import TESTS
-from torchtransfer.train.optim import OPTIMIZERS, SCHEDULES
-from torchtransfer.train.selection import OBJECTIVES
-from torchtransfer.train.strategies import STRATEGIES
-from torchtransfer.tune.study import PRUNERS
-from torchtransfer.tune.validators import TARGET_VALIDATORS
+from torchtransfer.names import (
+    BACKBONES,
+    INPUT_CHANNELS,
+    INPUT_SIZES,
+    OBJECTIVES,
+    OPTIMIZERS,
+    PRUNERS,
+    SCHEDULES,
+    SHIFT_TESTS,
+    STRATEGIES,
+    TARGET_VALIDATORS,
+)
 
-# The config's vocabularies come from the modules that own them (a new backbone or method is one edit).
+# The config's vocabularies live in torchtransfer.names (and .methods), which import nothing: validating a config
+# never loads torch (tests/unit/test_names.py checks them against the modules that implement them).
 Backbone = Literal[tuple(BACKBONES)]
 # a method: one name of train.adaptation.METHODS, or several as "dan+fixmatch" / [dan, fixmatch]
 Method = Annotated[str, BeforeValidator(lambda v: parse_method(v) if isinstance(v, (str, list, tuple)) else v)]
@@ -26,7 +32,7 @@ Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
 Pruner = Literal[PRUNERS]
 Objective = Literal[OBJECTIVES]
-ShiftTest = Literal[TESTS]
+ShiftTest = Literal[SHIFT_TESTS]
 Gate = Literal[(GATE_ACCURACY, GATE_MANUAL, *TARGET_VALIDATORS)]
 
 

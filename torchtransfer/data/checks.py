@@ -18,11 +18,11 @@ from torchtransfer.data.datasets import DOMAIN_SIZES
 from torchtransfer.data.folders import Inventory, scan
 from torchtransfer.data.images import MAX_PIXELS
 from torchtransfer.data.manifest import DataError
+from torchtransfer.names import BUILTIN_CLASSES
 
 if TYPE_CHECKING:
     from torchtransfer.config import DataConfig, DomainConfig
 
-BUILTIN_CLASSES = tuple(str(i) for i in range(10))  # mnist, usps, digits: the ten digits
 SIDES = ("source", "target")
 
 

@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from torchtransfer.names import MAX_PIXELS
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 LUMA = (0.299, 0.587, 0.114)
-MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb warning threshold (Image.MAX_IMAGE_PIXELS)
 
 
 class ImageError(ValueError):

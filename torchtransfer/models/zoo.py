@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from torchtransfer.models.backbones import efficientnet_lite0, resnet
+from torchtransfer.names import INPUT_CHANNELS, INPUT_SIZES  # noqa: F401  (re-exported: the backbone input tables)
 
 
 class LeNet(nn.Module):
@@ -81,8 +82,6 @@ BACKBONES: dict[str, Callable[..., nn.Module]] = {
 # (torchtransfer.data.images.conform). lenet's layers fix 28×28 grayscale; ResNets default to 32×32 RGB (CPU
 # speed; their ImageNet weights were trained at 224, set model.image_size on a GPU); EfficientNet-Lite0 to its
 # native 224×224.
-INPUT_SIZES = {"lenet": 28, "resnet18": 32, "resnet34": 32, "resnet50": 32, "efficientnet_lite0": 224}
-INPUT_CHANNELS = {"lenet": 1, "resnet18": 3, "resnet34": 3, "resnet50": 3, "efficientnet_lite0": 3}
 HAS_PRETRAINED_WEIGHTS = {"lenet": False, "resnet18": True, "resnet34": True, "resnet50": True,
                           "efficientnet_lite0": True}
 

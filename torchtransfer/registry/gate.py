@@ -22,11 +22,11 @@ from torch import nn
 from torchtransfer.data.splits import DomainPair
 from torchtransfer.evaluation import split_fingerprint
 from torchtransfer.keys import GATE_ACCURACY, GATE_MANUAL
+from torchtransfer.names import TARGET_VALIDATORS
 from torchtransfer.registry.promotion import Decision, Scored
 from torchtransfer.registry.store import from_registry, log
 from torchtransfer.train.learner import transfer_learner
 from torchtransfer.train.selection import Selector
-from torchtransfer.tune.validators import TARGET_VALIDATORS
 
 __all__ = ["GATE_ACCURACY", "GATE_MANUAL", "TARGET_VALIDATORS", "label_free_score", "manual_decision",
            "scored_fingerprint", "score_champion"]

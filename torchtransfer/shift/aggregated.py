@@ -48,6 +48,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from torchtransfer.names import SHIFT_TESTS
 from torchtransfer.shift.mmd import (
     MEMORY_BUDGET,
     ArrayLike,
@@ -61,7 +62,7 @@ from torchtransfer.shift.mmd import (
 )
 
 AGGREGATED_SCALES = tuple(2.0 ** (k / 2) for k in range(-4, 3))  # l_med × 2^-2 … 2^1, a factor √2 apart
-TESTS = ("median", "aggregated")
+TESTS = SHIFT_TESTS  # torchtransfer.names
 ShiftTest = Literal["median", "aggregated"]
 TIE_RTOL = 1e-12  # statistics within this (relative) of each other count as ties, i.e. as exceeding
 

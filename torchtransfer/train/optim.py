@@ -17,8 +17,7 @@ from typing import Literal
 
 import torch
 
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("constant", "cosine", "onecycle")
+from torchtransfer.names import OPTIMIZERS, SCHEDULES
 
 
 @dataclass(frozen=True)

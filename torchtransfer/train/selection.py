@@ -16,10 +16,8 @@ from torch import Tensor
 
 from torchtransfer.data.datasets import Domain
 from torchtransfer.evaluation import classification_metrics
+from torchtransfer.names import LABELLED_OBJECTIVE, OBJECTIVES
 from torchtransfer.tune import validators
-
-LABELLED_OBJECTIVE = "target_val_acc"
-OBJECTIVES = (LABELLED_OBJECTIVE, *validators.VALIDATORS)
 
 
 def _sample(x: Tensor, n: int, seed: int) -> Tensor:

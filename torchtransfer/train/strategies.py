@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-STRATEGIES = ("feature_extraction", "fine_tune", "partial", "gradual")
+from torchtransfer.names import STRATEGIES
 
 
 def check_strategy(strategy: str) -> None:

@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from torchtransfer.locking import schema_lock
+from torchtransfer.names import PRUNERS
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5  # a RUNNING trial whose heartbeat is older than GRACE_S belongs to a dead process
@@ -67,7 +68,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
 
 
-PRUNERS = ("median", "hyperband", "none")
 
 
 @dataclass(frozen=True)

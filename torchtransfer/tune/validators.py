@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-VALIDATORS = ("im", "snd", "bnm", "dev", "class_ami", "source_val_acc")
-TARGET_VALIDATORS = VALIDATORS[:-1]  # those that read target images (source accuracy says nothing of the target)
+from torchtransfer.names import VALIDATORS
+
 EPS = 1e-12
 
 
