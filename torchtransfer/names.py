@@ -20,6 +20,10 @@ VALIDATORS = ("im", "snd", "bnm", "dev", "class_ami", "source_val_acc")  # torch
 TARGET_VALIDATORS = VALIDATORS[:-1]  # those that read target images (source accuracy says nothing of the target)
 LABELLED_OBJECTIVE = "target_val_acc"
 OBJECTIVES = (LABELLED_OBJECTIVE, *VALIDATORS)  # torchtransfer.train.selection
+# tuning.objective "auto": the labelled objective when labelled target validation images exist, else this one —
+# chosen by benchmarks/validators.py (README "Which validator to trust"): IM's pick was never below the oracle's
+LABEL_FREE_DEFAULT = "im"
+AUTO_OBJECTIVE = "auto"
 PRUNERS = ("median", "hyperband", "none")  # torchtransfer.tune.study
 SHIFT_TESTS = ("median", "aggregated")  # torchtransfer.shift.aggregated
 MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb warning threshold (Image.MAX_IMAGE_PIXELS)

@@ -24,7 +24,7 @@ from torchtransfer.config.sections import (
 )
 from torchtransfer.keys import GATE_ACCURACY
 from torchtransfer.methods import SELF_TRAINING, has_alignment
-from torchtransfer.names import BUILTIN_CLASSES, LABELLED_OBJECTIVE
+from torchtransfer.names import AUTO_OBJECTIVE, BUILTIN_CLASSES, LABEL_FREE_DEFAULT, LABELLED_OBJECTIVE
 from torchtransfer.trees import flatten, section_hash
 from torchtransfer.uris import redact
 
@@ -70,7 +70,7 @@ class ExperimentConfig(_Strict):
         """``search.method`` defaults to ``[adaptation.method]``: the configured method, not searched; and
         ``model.num_classes`` to 10 when both domains are built-in digit sets."""
         if isinstance(data, Mapping):
-            data = _builtin_classes(data)
+            data = _auto_objective(_builtin_classes(data))
             search = data.get("search") or {}
             if isinstance(search, Mapping) and "method" not in search:
                 adaptation = data.get("adaptation") or {}
@@ -115,6 +115,16 @@ class ExperimentConfig(_Strict):
     def flat(self) -> dict[str, Any]:
         """The resolved config flattened with dotted keys, e.g. ``{"train.batch_size": 64}``."""
         return flatten(self.model_dump(mode="json"))
+
+
+def _auto_objective(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``tuning.objective: auto`` → ``target_val_acc`` with labelled target validation images, else the
+    benchmarked label-free default (``names.LABEL_FREE_DEFAULT``)."""
+    tuning, target = data.get("tuning") or {}, ((data.get("data") or {}).get("target") or {})
+    if not (isinstance(tuning, Mapping) and tuning.get("objective") == AUTO_OBJECTIVE and isinstance(target, Mapping)):
+        return data
+    objective = LABEL_FREE_DEFAULT if target.get("val") == 0 else LABELLED_OBJECTIVE
+    return {**data, "tuning": {**tuning, "objective": objective}}
 
 
 def _builtin_classes(data: Mapping[str, Any]) -> Mapping[str, Any]:

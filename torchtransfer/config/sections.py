@@ -31,7 +31,7 @@ Strategy = Literal[STRATEGIES]
 Optimizer = Literal[OPTIMIZERS]
 Schedule = Literal[SCHEDULES]
 Pruner = Literal[PRUNERS]
-Objective = Literal[OBJECTIVES]
+Objective = Literal[OBJECTIVES]  # tuning.objective "auto" is resolved by ExperimentConfig
 ShiftTest = Literal[SHIFT_TESTS]
 Gate = Literal[(GATE_ACCURACY, GATE_MANUAL, *TARGET_VALIDATORS)]
 
