@@ -91,3 +91,14 @@ def test_hash_tracks_content():
     b = load_config(CONF / "default.yaml", overrides=["seed=1"])
     assert a.sha256() == load_config(CONF / "default.yaml").sha256() != b.sha256()
     assert a.flat()["data.source.name"] == "mnist"
+
+
+def test_auto_objective_is_the_oracle_with_target_labels_and_im_without():
+    from torchtransfer.config import load_experiment
+
+    assert load_experiment().tuning.objective == "target_val_acc"
+    assert load_experiment(overrides=["data.target.val=0"]).tuning.objective == "im"
+    assert load_experiment(overrides=["data.target.val=0", "tuning.objective=bnm"]).tuning.objective == "bnm"
+    with pytest.raises(ConfigError, match="registry.gate"):
+        load_experiment(overrides=["data.target.test=0"])
+    assert load_experiment(overrides=["data.target.test=0", "registry.gate=manual"]).registry.gate == "manual"
