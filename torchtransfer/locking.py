@@ -11,9 +11,18 @@ then find the finished schema. Server stores (PostgreSQL, HTTP) need no lock: th
 from __future__ import annotations
 
 import fcntl
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def private_tmp(path: Path) -> Path:
+    """A temporary file beside ``path`` that no other process or thread writes: write it, then
+    ``replace(path)`` atomically. (A shared ``path.tmp`` lets two processes preparing the same cache entry
+    replace each other's file away; the second ``replace`` then fails — two flows at once hit this.)"""
+    return path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -27,6 +27,7 @@ from torchtransfer.data.checks import BUILTIN_CLASSES, DataScan, scan_data, size
 from torchtransfer.data.datasets import Domain, default_cache_dir, load_domain
 from torchtransfer.data.folders import to_domain
 from torchtransfer.data.images import conform
+from torchtransfer.locking import private_tmp
 
 __all__ = ["SPLITS", "DomainPair", "build_pair", "fingerprint", "hide_labels", "size_problems", "stratified_split"]
 
@@ -59,7 +60,7 @@ class DomainPair:
             payload[f"{name}.x"] = split.x
             payload[f"{name}.y"] = split.y
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = private_tmp(path)
         torch.save(payload, tmp)
         tmp.replace(path)
         return path

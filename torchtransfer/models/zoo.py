@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from torchtransfer.locking import private_tmp
 from torchtransfer.models.backbones import efficientnet_lite0, resnet
 from torchtransfer.names import INPUT_CHANNELS, INPUT_SIZES  # noqa: F401  (re-exported: the backbone input tables)
 
@@ -98,7 +99,7 @@ def build_model(backbone: str, num_classes: int, seed: int, pretrained: bool = F
 def save_weights(model: nn.Module, path: Path) -> str:
     """Write ``model.state_dict()`` atomically; return the file's sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = private_tmp(path)
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
