@@ -17,7 +17,8 @@ CASES = {
     "YAML syntax error": ("train: [unclosed\n", [], "invalid YAML"),
     "empty file": ("", [], "file is empty"),
     "malformed --set": ("seed: 1\n", ["train.lr"], "expected KEY=VALUE"),
-    "empty split": ("data:\n  target:\n    val: 0\n", [], "data.target.val"),
+    "empty split": ("data:\n  target:\n    val: 0\ntuning:\n  objective: target_val_acc\n", [], "data.target.val"),
+    "accuracy gate without test labels": ("data:\n  target:\n    test: 0\n", [], "registry.gate"),
 }
 
 
