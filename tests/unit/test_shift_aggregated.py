@@ -14,15 +14,6 @@ def _gauss(n, d, seed, mean=0.0):
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + mean
 
 
-@pytest.fixture
-def one_thread():
-    """Many small kernel matrices: one thread avoids thread-pool waits on a shared machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits() -> torch.Tensor:
     """The real MNIST sample (5,000 × 784 pixels in [0, 1]) in a seeded order."""
