@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= true
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: install run test test-fast lint clean
+.PHONY: install run test test-fast lint docs clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/torchtransfer run  # the packaged default experiment (conf/default.yaml links to it)
 
-test: lint
+test: lint docs
 	$(PY) -m pytest
 
 # The fast subset (no real flows, servers or downloads): unit tests and doctests, for the edit-test loop.
@@ -33,5 +33,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
+# The docs site (README.md + docs/, config reference generated from the schema): strict, so a broken link, a page
+# missing from the navigation or an undocumented config key fails `make test`. `mkdocs serve` to browse it.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir .site
+
 clean:
-	rm -rf $(VENV) mlflow.db optuna.db mlruns .pytest_cache
+	rm -rf $(VENV) mlflow.db optuna.db mlruns .pytest_cache .site site

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import re
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import doctables  # noqa: E402
 from torchtransfer import transfer_learner  # noqa: E402
 from torchtransfer.config import ExperimentConfig, load_config, section_hash  # noqa: E402
 from torchtransfer.data.augment import Affine  # noqa: E402
@@ -136,15 +136,9 @@ def table(rows: list[dict], labels: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, text: str) -> None:
-    """Replace what lies between the ``adaptation-table`` markers of ``readme`` with ``text``."""
-    start, end = "<!-- adaptation-table:start (benchmarks/adaptation.py --readme) -->", "<!-- adaptation-table:end -->"
-    body = readme.read_text()
-    if start not in body or end not in body:
-        raise SystemExit(f"{readme}: markers {start!r} … {end!r} not found")
-    new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{text}\n{end}", body,
-                 flags=re.DOTALL)
-    readme.write_text(new)
+def table_of(rows: list[dict]) -> str:
+    """The table of every method the result file holds (what the docs show)."""
+    return table(rows, [m for m in LABELS if any(r["method"] == m for r in rows)])
 
 
 def main() -> None:
@@ -162,7 +156,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/adaptation.jsonl")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/torchtransfer/benchmarks").expanduser())
     parser.add_argument("--table-only", action="store_true")
-    parser.add_argument("--readme", type=Path, default=None, help="write the table into this README's markers")
+    parser.add_argument("--docs", action="store_true", help="write the table into the docs page that holds its "
+                        "markers (benchmarks/doctables.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -185,11 +180,10 @@ def main() -> None:
                 done.append(row)
                 with args.results.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
-    labels = [m for m in LABELS if any(r["method"] == m for r in done)] if args.table_only else list(args.methods)
-    text = table(done, labels)
+    text = table_of(done) if args.table_only else table(done, list(args.methods))
     print(text)
-    if args.readme is not None:
-        write_readme(args.readme, text)
+    if args.docs:
+        doctables.write("adaptation", table_of(done))
 
 
 if __name__ == "__main__":

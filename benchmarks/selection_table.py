@@ -1,4 +1,4 @@
-"""The validator benchmark's analysis: which checkpoint each selection rule picks, and the README table.
+"""The validator benchmark's analysis: which checkpoint each selection rule picks, and its docs table.
 
 A *rule* is a metric the flow could maximise (``tuning.objective``): ``target_val_acc`` (the oracle: 200
 labelled target validation images) or a label-free validator. Acting as the flow does, a rule picks in each
@@ -9,17 +9,14 @@ checkpoint (epoch of a trial) of one direction and seed, between the rule and ta
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import defaultdict
-from pathlib import Path
 
 from scipy.stats import spearmanr
 
 ORACLE = "target_val_acc"
 RULES = {ORACLE: "val/acc", "im": "validation/im", "snd": "validation/snd", "bnm": "validation/bnm",
          "dev": "validation/dev", "class_ami": "validation/class_ami", "source_val_acc": "validation/source_val_acc"}
-README_MARKERS = ("<!-- validators:begin -->", "<!-- validators:end -->")
 NAMES = {"mnist_usps": "MNIST→USPS", "usps_mnist": "USPS→MNIST"}
 
 
@@ -92,13 +89,3 @@ def render(rows: list[dict]) -> str:
                  f"seeds {seeds}), {seconds / 60:.0f} min of training; commit {', '.join(commits)}, "
                  f"library {rows[-1]['library']}; `benchmarks/validators.py --table`.")
     return "\n".join(lines)
-
-
-def write_readme(readme: Path, table: str) -> None:
-    """Replace the text between ``README_MARKERS`` in ``readme`` with ``table``."""
-    begin, end = README_MARKERS
-    text = readme.read_text()
-    if begin not in text or end not in text:
-        raise SystemExit(f"{readme}: markers {begin} … {end} not found")
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{begin}\n{table}\n{end}", text))

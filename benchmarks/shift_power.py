@@ -18,7 +18,7 @@ the two tests interleaved so both see the same machine load.
 
     .venv/bin/python -m benchmarks.shift_power                    # run, write benchmarks/results/shift_power.json
     .venv/bin/python -m benchmarks.shift_power --table            # print the Markdown table from the result file
-    .venv/bin/python -m benchmarks.shift_power --table --readme README.md   # and write it into README
+    .venv/bin/python -m benchmarks.shift_power --table --docs   # and write it into docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
+from benchmarks import doctables
 from benchmarks.shift_mnist_usps import features, train_source
 from torchtransfer import shift
 from torchtransfer.data.datasets import mnist
@@ -41,7 +42,6 @@ from torchtransfer.provenance import code_record
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results/shift_power.json"
-BEGIN, END = "<!-- shift_power:begin -->", "<!-- shift_power:end -->"
 SHIFTS = ("none", "rotate 10°", "class prior", "blur σ=0.7", "contrast 0.9")
 
 
@@ -118,7 +118,7 @@ def run(args) -> dict:
     print(f"source LeNet ({args.epochs} epochs on 1,000 images) and features: {time.perf_counter() - start:.0f} s",
           flush=True)
     tags, _ = code_record(ROOT)
-    config = {k: v for k, v in vars(args).items() if k not in ("table", "readme", "results")}
+    config = {k: v for k, v in vars(args).items() if k not in ("table", "docs", "readme", "results")}
     config.update(scales=list(shift.AGGREGATED_SCALES), representation="source LeNet features (500-d)",
                   shifts=list(SHIFTS))
     rows = []
@@ -153,14 +153,6 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, text: str) -> None:
-    body = readme.read_text()
-    if BEGIN not in body or END not in body:
-        raise SystemExit(f"{readme}: no {BEGIN} … {END} markers to write the table between")
-    head, rest = body.split(BEGIN, 1)
-    readme.write_text(f"{head}{BEGIN}\n{text}\n{END}{rest.split(END, 1)[1]}")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 500], help="images per side")
@@ -174,15 +166,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--table", action="store_true", help="print the table of --results; run nothing")
-    parser.add_argument("--readme", type=Path, help="with --table: write it between the README markers")
+    parser.add_argument("--docs", action="store_true", help="write the table into the docs page that holds its "
+                        "markers (benchmarks/doctables.py)")
     args = parser.parse_args(argv)
     if not args.table:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(run(args), indent=1, ensure_ascii=False) + "\n")
     text = table(json.loads(args.results.read_text()))
     print(text)
-    if args.readme:
-        write_readme(args.readme, text)
+    if args.docs:
+        doctables.write("shift_power", text)
 
 
 if __name__ == "__main__":

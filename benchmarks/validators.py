@@ -15,7 +15,7 @@ fixed checkpoints).
     .venv/bin/python benchmarks/validators.py                     # 2 directions × 3 seeds × 20 trials
     .venv/bin/python benchmarks/validators.py --seeds 0 --trials 4  # a quick look
     .venv/bin/python benchmarks/validators.py --table             # print the table from the result file
-    .venv/bin/python benchmarks/validators.py --table --readme    # and write it into README.md
+    .venv/bin/python benchmarks/validators.py --table --docs      # and write it into docs/tuning.md
 
 Each finished trial is appended to ``--results`` (JSONL, with the commit, the library's source hash and the full
 config); a re-run skips finished trials. The table uses only rows of the newest library hash on file, so rows
@@ -39,7 +39,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.selection_table import README_MARKERS, render, write_readme  # noqa: E402
+from benchmarks import doctables  # noqa: E402
+from benchmarks.selection_table import render  # noqa: E402
 from torchtransfer.config import ExperimentConfig, load_config, section_hash  # noqa: E402
 from torchtransfer.data.splits import DomainPair, build_pair  # noqa: E402
 from torchtransfer.models import build_model  # noqa: E402
@@ -142,7 +143,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/validators.jsonl")
     parser.add_argument("--cache", type=Path, default=Path("~/.cache/torchtransfer/benchmarks").expanduser())
     parser.add_argument("--table", action="store_true", help="only print the table from the result file")
-    parser.add_argument("--readme", action="store_true", help=f"write the table into README.md {README_MARKERS}")
+    parser.add_argument("--docs", action="store_true", help="write the table into the docs page that holds its "
+                        "markers (benchmarks/doctables.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -156,8 +158,8 @@ def main() -> None:
         rows = [json.loads(x) for x in args.results.read_text().splitlines()]
     table = render(rows)
     print(table)
-    if args.readme:
-        write_readme(ROOT / "README.md", table)
+    if args.docs:
+        doctables.write("validators", table)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Every Python snippet in README.md that needs no network runs as written (those marked
+"""Every Python snippet in README.md and docs/ that needs no network runs as written (those marked
 ``<!-- snippet: needs network -->`` need data or weights that cannot be fetched here)."""
 
 from __future__ import annotations
@@ -7,13 +7,14 @@ import re
 
 import pytest
 
+from benchmarks.doctables import pages
 from tests.conftest import ROOT
 
 BLOCK = re.compile(r"(<!-- snippet: needs network -->\s*)?```python\n(.*?)```", re.S)
 
 
 def _snippets() -> list[tuple[bool, str]]:
-    return [(bool(marker), code) for marker, code in BLOCK.findall(ROOT.joinpath("README.md").read_text())]
+    return [(bool(marker), code) for page in pages(ROOT) for marker, code in BLOCK.findall(page.read_text())]
 
 
 def test_readme_has_runnable_snippets_and_marks_the_others():
@@ -29,5 +30,5 @@ def test_readme_snippet_runs(index, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TORCHTRANSFER_CACHE", str(tmp_path / "cache"))
     code = _snippets()[index][1]
-    exec(compile(code, f"README.md snippet {index}", "exec"), {"__name__": "readme"})
+    exec(compile(code, f"docs snippet {index}", "exec"), {"__name__": "readme"})
     assert capsys.readouterr().out.strip()  # it printed its result

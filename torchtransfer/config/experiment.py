@@ -31,19 +31,34 @@ from torchtransfer.uris import redact
 
 class ExperimentConfig(_Strict):
     experiment: str = Field(min_length=1)
+    """MLflow experiment name; also the prefix of the Optuna study name."""
     seed: int = Field(0, ge=0)
-    cache_dir: str | None = None  # None: $TORCHTRANSFER_CACHE, else ~/.cache/torchtransfer
+    """The one seed: splits, initial weights, batches, augmentation, the sampler, permutations."""
+    cache_dir: str | None = None
+    """Fetched archives, prepared splits, source models, checkpoints; null: `$TORCHTRANSFER_CACHE`, else
+    `~/.cache/torchtransfer`."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """`auto` (CUDA when present, else CPU), `cpu` or `cuda`."""
     data: DataConfig
+    """The two domains and the limits on images."""
     shift: ShiftConfig = ShiftConfig()
+    """The MMD² domain-shift test."""
     model: ModelConfig = ModelConfig()
+    """The backbone."""
     pretrain: PretrainConfig = PretrainConfig()
+    """Source-only training of the backbone (cached by content key)."""
     train: TrainConfig = TrainConfig()
+    """Fixed settings of fine-tuning (the tuned ones live under `search`)."""
     adaptation: AdaptationConfig = AdaptationConfig()
+    """Domain adaptation during fine-tuning."""
     search: SearchConfig = SearchConfig()
+    """The Optuna search space."""
     tuning: TuningConfig = TuningConfig()
+    """The Optuna study."""
     tracking: TrackingConfig = TrackingConfig()
+    """The MLflow store."""
     registry: RegistryConfig
+    """The registered model and the champion gate."""
 
     @model_validator(mode="after")
     def _labels_for_the_objective(self) -> ExperimentConfig:

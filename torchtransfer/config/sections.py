@@ -41,22 +41,32 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class ShiftConfig(_Strict):
     max_samples: int = Field(500, ge=4)
+    """Images per domain in the MMD test (a seeded subsample)."""
     n_permutations: int = Field(1000, ge=0)
-    alpha: float = Field(0.05, gt=0, lt=1)  # significance level of the permutation test
-    test: ShiftTest = "median"  # median: one bandwidth (median heuristic); aggregated: MMDAgg-style collection
-    steer: bool = True  # no significant shift (p ≥ alpha) → adaptation leaves the search space
+    """Permutations for the p-value; 0 skips the test (p = 1)."""
+    alpha: float = Field(0.05, gt=0, lt=1)
+    """Significance level: p < alpha is a significant shift."""
+    test: ShiftTest = "median"
+    """`median` (median-heuristic bandwidth) or `aggregated` (bandwidths l_med × 2^-2 … 2^1, the level corrected over
+    them)."""
+    steer: bool = True
+    """No significant shift on source-model features → adaptation (method, weight) leaves the search space."""
 
 
 class ModelConfig(_Strict):
     backbone: Backbone = "lenet"
-    pretrained: bool = False  # ImageNet weights (resnets: torch cache; efficientnet_lite0: its package)
-    num_classes: int | None = Field(None, ge=2)  # None: from the data (the source's classes)
-    image_size: int | None = Field(None, ge=8)  # None: the backbone's (models.INPUT_SIZES); every image is resized
+    """`lenet` (trained on the source first), `resnet18/34/50`, `efficientnet_lite0`."""
+    pretrained: bool = False
+    """ImageNet weights (resnets: the torch hub cache or a weights file; efficientnet_lite0: its package, offline)."""
+    num_classes: int | None = Field(None, ge=2)
+    """Output classes; null: from the data (10 for the digit sets, else the source's class sub-folders)."""
+    image_size: int | None = Field(None, ge=8)
+    """Every image is resized to this square; null: the backbone's (lenet 28, resnets 32, efficientnet_lite0 224)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -79,59 +89,96 @@ class ModelConfig(_Strict):
 
 
 class PretrainConfig(_Strict):
-    # auto: feature_extraction for a backbone with ImageNet weights (model.pretrained), else fine_tune
     strategy: Literal["auto", "feature_extraction", "fine_tune"] = "auto"
+    """`auto`: `feature_extraction` for a backbone with ImageNet weights (`model.pretrained`), else `fine_tune`."""
     epochs: int = Field(10, ge=1)
+    """Epochs over the source training split."""
     lr: float = Field(0.01, gt=0)
+    """SGD learning rate."""
     momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum."""
     weight_decay: float = Field(5e-4, ge=0)
+    """L2 penalty."""
     batch_size: int = Field(64, ge=1)
+    """Images per step."""
     augment: bool = True
-    augment_scale: tuple[float, float] = (0.9, 1.1)  # random-affine zoom range (< 1 shrinks)
+    """Random affine augmentation (±15°, ±10 % shift, zoom in `augment_scale`) per image."""
+    augment_scale: tuple[float, float] = (0.9, 1.1)
+    """Random-affine zoom range (< 1 shrinks the image)."""
 
 
 class TrainConfig(_Strict):
     batch_size: int = Field(64, ge=1)
+    """Images per step (source and target batches alike)."""
     momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum."""
     augment: bool = True
+    """Random affine augmentation of source and target batches."""
     augment_scale: tuple[float, float] = (0.9, 1.1)
+    """Zoom range of that augmentation (< 1 shrinks)."""
     optimizer: Optimizer = "sgd"
+    """`sgd` or `adamw`."""
     nesterov: bool = False
+    """Nesterov momentum (sgd only)."""
     lr_mult: float = Field(1.0, ge=0)
+    """Discriminative learning rate: backbone lr = head lr × lr_mult."""
     schedule: Schedule = "constant"
+    """Per-step learning-rate schedule after warm-up: `constant`, `cosine` or `onecycle`."""
     warmup_epochs: float = Field(0.0, ge=0)
+    """Linear learning-rate warm-up, in epochs (fractions allowed)."""
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    """Cross-entropy label smoothing ε."""
     clip_grad_norm: float | None = Field(None, gt=0)
+    """Clip the global gradient norm to this, or null."""
     patience: int | None = Field(None, ge=1)
+    """Early stopping: epochs without a better objective, or null."""
     unfreeze: int = Field(1, ge=0)
+    """Strategy `partial`: how many of the last trunk blocks train."""
 
 
 class FixMatchConfig(_Strict):
-    threshold: float = Field(0.95, gt=0, le=1)  # τ: a pseudo-label counts when its confidence reaches it
-    weight: float = Field(1.0, ge=0)  # μ (ramped by adaptation.schedule)
+    threshold: float = Field(0.95, gt=0, le=1)
+    """τ: a target pseudo-label counts when the weak view's confidence reaches it."""
+    weight: float = Field(1.0, ge=0)
+    """μ: weight of the strong view's pseudo-label loss (ramped by `adaptation.schedule`)."""
 
 
 class ShotConfig(_Strict):
-    im_weight: float = Field(1.0, ge=0)  # information maximisation (entropy − diversity)
-    pseudo_label_weight: float = Field(0.3, ge=0)  # β: cross-entropy with the clustering pseudo-labels
+    im_weight: float = Field(1.0, ge=0)
+    """Information maximisation (entropy − diversity of the predictions)."""
+    pseudo_label_weight: float = Field(0.3, ge=0)
+    """β: cross-entropy with the clustering pseudo-labels, refreshed every epoch."""
 
 
 class AdaptationConfig(_Strict):
     method: Method = "none"
+    """`none`, one of `dan dann cdan coral reweight fixmatch shot`, or a composition such as `[dann, fixmatch]` (at
+    most one alignment loss plus self-training); `search.method` overrides it."""
     schedule: Literal["ramp", "constant"] = "ramp"
+    """`ramp`: λ_p = λ·(2/(1+exp(−10p)) − 1) over training progress p (DANN paper); or `constant`."""
     entropy_weight: float = Field(0.0, ge=0)
+    """Target entropy minimisation weight (ramped like λ); 0 turns it off."""
     max_importance_weight: float = Field(10.0, gt=1)
+    """reweight: clip w = (p(target|x)/p(source|x))^power at this before normalising."""
     importance_power: float = Field(1.0, gt=0, le=1)
+    """reweight: a power in (0, 1]; < 1 flattens the weights."""
     hidden: int = Field(256, ge=1)
+    """Width of the domain classifier (dann, cdan, reweight)."""
     source_free: bool = False
+    """Self-training only (shot, fixmatch): adapt without reading any source image."""
     fixmatch: FixMatchConfig = FixMatchConfig()
+    """FixMatch-style self-training."""
     shot: ShotConfig = ShotConfig()
+    """SHOT-style information maximisation."""
 
 
 class FloatRange(_Strict):
     low: float
+    """Lower bound."""
     high: float
+    """Upper bound."""
     log: bool = False
+    """Sample on a log scale."""
 
     @model_validator(mode="after")
     def _ordered(self) -> FloatRange:
@@ -144,7 +191,9 @@ class FloatRange(_Strict):
 
 class IntRange(_Strict):
     low: int = Field(ge=1)
+    """Lower bound."""
     high: int = Field(ge=1)
+    """Upper bound."""
 
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
@@ -155,23 +204,36 @@ class IntRange(_Strict):
 
 class SearchConfig(_Strict):
     lr: FloatRange = FloatRange(low=1e-3, high=5e-2, log=True)
+    """Learning-rate range `{low, high, log}`."""
     weight_decay: FloatRange = FloatRange(low=1e-6, high=1e-3, log=True)
+    """L2-penalty range `{low, high, log}`."""
     epochs: IntRange = IntRange(low=2, high=5)
+    """Fine-tuning epochs `{low, high}`."""
     strategy: tuple[Strategy, ...] = Field(("feature_extraction", "fine_tune"), min_length=1)
-    method: tuple[Method, ...] = Field(("none",), min_length=1)  # filled from adaptation.method when absent
+    """Strategies to choose from: `feature_extraction`, `fine_tune`, `partial`, `gradual`."""
+    method: tuple[Method, ...] = Field(("none",), min_length=1)
+    """Methods to choose from (as `adaptation.method`); absent: `[adaptation.method]`."""
     adaptation_weight: FloatRange = FloatRange(low=0.0, high=1.0)
+    """Alignment weight λ of the chosen method `{low, high, log}` (exists only when the method is not `none`)."""
 
 
 class TuningConfig(_Strict):
-    # what trials, early stopping and the best epoch maximise: target_val_acc (labelled target validation
-    # images) or a label-free validator (torchtransfer.tune.validators)
     objective: Objective = "target_val_acc"
+    """What trials, pruning, early stopping and the best epoch maximise: `target_val_acc` (labelled target validation
+    images) or a label-free validator (`im snd bnm dev class_ami source_val_acc`); `auto`: `target_val_acc`, or
+    `im` when `data.target.val` is 0."""
     n_trials: int = Field(8, ge=1)
+    """Finished trials the study should hold; a re-run continues the same study."""
     timeout: float | None = Field(None, gt=0)
+    """Seconds to stop tuning after, or null."""
     storage: str = "sqlite:///optuna.db"
+    """Optuna storage URL: `sqlite:///f.db`, `postgresql://u:pw@host/db`, `journal:///path/study.log`."""
     pruner: Pruner = "median"
+    """`median`, `hyperband` or `none`: stop unpromising trials early on the per-epoch objective."""
     n_workers: int = Field(1, ge=1)
+    """Trials at once (Dask task runner); > 1 needs a PostgreSQL or journal storage."""
     dask_address: str | None = None
+    """An existing Dask scheduler (`tcp://host:8786`); null starts a LocalCluster."""
 
     @model_validator(mode="after")
     def _shareable_storage(self) -> TuningConfig:
@@ -189,11 +251,18 @@ def check_parallel(storage: str, n_workers: int) -> None:
 
 class TrackingConfig(_Strict):
     uri: str = "sqlite:///mlflow.db"
+    """MLflow tracking and registry store; `MLFLOW_TRACKING_URI` overrides it."""
 
 
 class RegistryConfig(_Strict):
     model_name: str = Field(min_length=1)
+    """The registered model; aliases `challenger` (newest) and `champion` (promoted)."""
     min_improvement: float = Field(0.0, ge=0.0, le=1.0)
+    """The champion moves only if the gate's score beats it by more than this."""
     min_accuracy: float | None = Field(None, ge=0.0, le=1.0)
-    gate: Gate = GATE_ACCURACY  # promotion basis: target_test_acc | a label-free validator | manual (never automatic)
+    """Optional floor: a challenger below this target test accuracy is never promoted (accuracy gate only)."""
+    gate: Gate = GATE_ACCURACY
+    """Promotion basis: `target_test_acc`, `manual` (never automatic) or a label-free validator (`im snd bnm dev
+    class_ami`) on the same unlabelled target images."""
     incomplete_grace_s: float = Field(600.0, ge=0.0)
+    """A version left incomplete (its process was killed) this long is removed by the next run."""

@@ -1,4 +1,5 @@
-"""README's "What we test against": every row names tests that exist (a renamed test must update the table)."""
+"""docs/reliability.md's "What we test against": every row names tests that exist (a renamed test must update the
+table)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ REFERENCE = re.compile(r"`((?:[\w/]+\.py)?)::([\w…]+)`")
 
 
 def _rows() -> list[str]:
-    section = ROOT.joinpath("README.md").read_text().split("## What we test against", 1)[1].split("\n## ", 1)[0]
+    page = ROOT.joinpath("docs/reliability.md").read_text()
+    section = page.split("## What we test against", 1)[1].split("\n## ", 1)[0]
     return [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| case")
             and not line.startswith("| ---")]
 
@@ -35,11 +37,3 @@ def test_every_row_names_tests_that_exist():
                 missing.append(f"{file}::{name}")
     assert missing == []
 
-
-def test_the_cli_timing_table_is_generated_from_its_result_file():
-    import json
-
-    from benchmarks.cli_timing import RESULTS, readme_section
-
-    readme = ROOT.joinpath("README.md").read_text()
-    assert readme_section(readme, json.loads(RESULTS.read_text())["rows"]) == readme
