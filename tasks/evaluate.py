@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from torchtransfer import evaluation as ev
 from torchtransfer import keys
 from torchtransfer.registry import gate as gates
+from torchtransfer.report_html import DOMAIN_CMAPS
 from torchtransfer.train.learner import transfer_learner
 from torchtransfer_tasks.data import DataRef
 from torchtransfer_tasks.tracking import RunRef, log_metrics, log_tags
@@ -72,7 +73,7 @@ def _log_artifacts(run: RunRef, rows: list[dict], matrix) -> None:
     writer.writeheader()
     writer.writerows(rows)
     run.client.log_text(run.run_id, buffer.getvalue(), "eval/per_class.csv")
-    fig = ev.confusion_figure(matrix, title=f"target test ({int(matrix.sum())} images)")
+    fig = ev.confusion_figure(matrix, title=f"target test ({int(matrix.sum())} images)", cmap=DOMAIN_CMAPS["target"])
     with TemporaryDirectory() as tmp:
         path = f"{tmp}/confusion_matrix.png"
         fig.savefig(path)

@@ -33,6 +33,7 @@ def summary_markdown(rows: dict[str, str], run: RunRef) -> str:
 
 
 SECTIONS = {"shift": "Domain shift", "tuning": "Tuning", "eval": "Evaluation"}
+CURVE_DOMAINS = {"train/loss": "source", "val/acc": "target"}  # the loss is led by source labels; val: target
 
 
 def _run_figures(run: RunRef) -> dict[str, dict[str, bytes]]:
@@ -48,7 +49,7 @@ def _run_figures(run: RunRef) -> dict[str, dict[str, bytes]]:
     history = {key: [(m.step, m.value) for m in client.get_metric_history(run.run_id, key)]
                for key in ("train/loss", "val/acc")}
     if any(history.values()):
-        figures["Fine-tuning curves"] = {"train/loss and val/acc per epoch": curves_png(history)}
+        figures["Fine-tuning curves"] = {"train/loss and val/acc per epoch": curves_png(history, CURVE_DOMAINS)}
     return figures
 
 

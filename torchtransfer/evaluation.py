@@ -98,8 +98,9 @@ def split_fingerprint(x: Tensor, y: Tensor) -> str:
     return digest.hexdigest()
 
 
-def confusion_figure(matrix: np.ndarray, title: str = "confusion matrix"):
-    """A matplotlib figure of a (K, K) count matrix: row-normalised colours, the counts written in each cell.
+def confusion_figure(matrix: np.ndarray, title: str = "confusion matrix", cmap: str = "Blues"):
+    """A matplotlib figure of a (K, K) count matrix: row-normalised colours (``cmap``: the colour map of the
+    domain it was measured on, see ``report_html.DOMAIN_CMAPS``), the counts written in each cell.
 
     It is drawn on an Agg canvas without pyplot, so no display or global backend is involved; save it
     with ``fig.savefig(path)``.
@@ -112,7 +113,7 @@ def confusion_figure(matrix: np.ndarray, title: str = "confusion matrix"):
     fig = Figure(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    image = ax.imshow(rates, cmap=cmap, vmin=0.0, vmax=1.0)
     for i in range(k):
         for j in range(k):
             ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,

@@ -11,26 +11,34 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2rem au
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
 figure{display:inline-block;margin:.5rem;vertical-align:top}figure img{max-width:520px;border:1px solid #eee}
 figcaption{font-size:.85rem;color:#555}section{margin-bottom:2rem}"""
+# One colour per domain in every figure of a run (embeddings, curves, the confusion matrix's colour map).
+DOMAIN_COLOURS = {"source": "#1f77b4", "target": "#e6550d"}
+DOMAIN_CMAPS = {"source": "Blues", "target": "Oranges"}
 
 
-def curves_png(history: Mapping[str, Sequence[tuple[int, float]]]) -> bytes:
-    """Per-epoch curves (e.g. ``train/loss``, ``val/acc``) side by side, as PNG bytes."""
-    import matplotlib
+def curves_png(history: Mapping[str, Sequence[tuple[int, float]]],
+               domains: Mapping[str, str] | None = None) -> bytes:
+    """:func:`curves_figure` as PNG bytes."""
+    buffer = io.BytesIO()
+    curves_figure(history, domains).savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
 
-    matplotlib.use("Agg")
+
+def curves_figure(history: Mapping[str, Sequence[tuple[int, float]]], domains: Mapping[str, str] | None = None):
+    """Per-epoch curves (e.g. ``train/loss``, ``val/acc``) side by side; ``domains`` maps a curve to the domain
+    it is measured on, which gives its colour (``DOMAIN_COLOURS``) and its title."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4 * max(len(history), 1), 3))
     for i, (name, points) in enumerate(history.items(), start=1):
         ax = fig.add_subplot(1, max(len(history), 1), i)
         steps, values = zip(*points, strict=True) if points else ((), ())
-        ax.plot(steps, values, marker="o")
-        ax.set_title(name)
+        domain = (domains or {}).get(name)
+        ax.plot(steps, values, marker="o", color=DOMAIN_COLOURS.get(domain, "0.3"))
+        ax.set_title(f"{name} ({domain})" if domain else name)
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
+    return fig
 
 
 def render(title: str, rows: Mapping[str, str], figures: Mapping[str, Mapping[str, bytes]],

@@ -26,12 +26,34 @@ def test_pca_separates_shifted_samples_on_the_first_axis():
     assert abs(float(px[:, 0].mean() - py[:, 0].mean())) > 5
 
 
-def test_null_figure_keeps_the_null_readable_when_the_observed_is_far_off():
+def test_null_figure_keeps_the_null_readable_and_the_observed_on_the_axis_when_it_is_far_off():
     x = _gauss(40, 2, 0)
-    for mean, off_scale in ((5.0, True), (0.0, False)):
+    for mean, far in ((5.0, True), (0.0, False)):
         result = shift.permutation_test(x, _gauss(40, 2, 1, mean=mean), n_permutations=99)
-        ax = shift_report.null_figure(result).axes[0]
-        lo, hi = ax.get_xlim()
-        assert (not lo <= result.mmd2 <= hi) == off_scale
-        assert lo <= min(result.null) and max(result.null) <= hi
-    assert np.isfinite(lo)
+        axes = shift_report.null_figure(result).axes
+        assert len(axes) == (2 if far else 1)
+        null_ax, observed_ax = axes[0], axes[-1]
+        lo, hi = null_ax.get_xlim()
+        assert lo <= min(result.null) and max(result.null) <= hi and np.isfinite(lo)
+        assert (hi - lo) < 3 * (max(result.null) - min(result.null))  # the null fills its panel
+        olo, ohi = observed_ax.get_xlim()
+        assert olo <= result.mmd2 <= ohi  # the observed statistic lies on an axis, not off its edge
+        if far:
+            assert [t.get_text() for t in observed_ax.get_xticklabels()] == [f"{result.mmd2:.4g}"]
+
+
+def test_every_figure_draws_a_domain_in_its_one_colour():
+    from matplotlib.colors import to_hex
+
+    from torchtransfer.report_html import DOMAIN_COLOURS
+
+    ax = shift_report.embedding_figure(_gauss(30, 4, 0), _gauss(30, 4, 1, mean=1.0)).axes[0]
+    assert [to_hex(c.get_facecolor()[0]) for c in ax.collections] == [DOMAIN_COLOURS["source"],
+                                                                       DOMAIN_COLOURS["target"]]
+
+    from torchtransfer.report_html import curves_figure
+
+    fig = curves_figure({"train/loss": [(0, 1.0), (1, 0.5)], "val/acc": [(0, 0.5), (1, 0.9)]},
+                        {"train/loss": "source", "val/acc": "target"})
+    assert [to_hex(ax.lines[0].get_color()) for ax in fig.axes] == [DOMAIN_COLOURS["source"], DOMAIN_COLOURS["target"]]
+    assert [ax.get_title() for ax in fig.axes] == ["train/loss (source)", "val/acc (target)"]

@@ -17,6 +17,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from torchtransfer.report_html import DOMAIN_COLOURS
 from torchtransfer.shift import aggregated
 from torchtransfer.shift import mmd as shift
 from torchtransfer.shift.a_distance import proxy_a_distance
@@ -71,12 +72,12 @@ def pca_2d(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 def embedding_figure(x: Tensor, y: Tensor, *, names: tuple[str, str] = ("source", "target"),
                      title: str = "") -> Figure:
-    """2-D PCA scatter of source vs target samples, coloured by domain."""
+    """2-D PCA scatter of source vs target samples, in the report's domain colours (``DOMAIN_COLOURS``)."""
     px, py = pca_2d(x, y)
     fig = Figure(figsize=(5, 4.5), dpi=110)
     ax = fig.add_subplot()
-    ax.scatter(px[:, 0], px[:, 1], s=6, alpha=0.5, label=f"{names[0]} (n={len(px)})")
-    ax.scatter(py[:, 0], py[:, 1], s=6, alpha=0.5, label=f"{names[1]} (n={len(py)})")
+    ax.scatter(px[:, 0], px[:, 1], s=6, alpha=0.5, color=DOMAIN_COLOURS["source"], label=f"{names[0]} (n={len(px)})")
+    ax.scatter(py[:, 0], py[:, 1], s=6, alpha=0.5, color=DOMAIN_COLOURS["target"], label=f"{names[1]} (n={len(py)})")
     ax.set(xlabel="PC 1", ylabel="PC 2", title=title or "embedding (PCA of pooled sample)")
     ax.legend(loc="best", markerscale=3)
     fig.tight_layout()
@@ -84,24 +85,45 @@ def embedding_figure(x: Tensor, y: Tensor, *, names: tuple[str, str] = ("source"
 
 
 def null_figure(result: shift.MMDResult, *, title: str = "") -> Figure:
-    """Histogram of the permutation null with the observed MMD² marked."""
+    """Histogram of the permutation null with the observed MMD² marked on the x axis.
+
+    An observed value far off the null (more than 3 null widths from its median, as for MNIST vs USPS) would
+    squash the histogram into one bar; the axis is then broken in two: the null on the left, a narrow panel
+    around the observed value on the right, its tick labelled with that value.
+    """
     fig = Figure(figsize=(5, 3.5), dpi=110)
-    ax = fig.add_subplot()
     p_name = "aggregated p" if result.test == "aggregated" else "p"  # the null drawn is the median bandwidth's
     label = f"observed {result.mmd2:.4g} ({p_name}={result.p_value:.4g})"
     null = np.asarray(result.null)
-    if len(null):
-        ax.hist(null, bins=40, color="0.6", label=f"permutation null (B={result.n_permutations})")
     span = np.ptp(null) if len(null) else 0.0
-    if span > 0 and abs(result.mmd2 - np.median(null)) > 3 * span:  # far off the null: keep the null readable
-        lo, hi = null.min() - 0.1 * span, null.max() + 0.1 * span
-        ax.set_xlim(lo, hi)
-        edge = hi if result.mmd2 > hi else lo
-        ax.annotate(label + " →" if edge == hi else "← " + label, xy=(edge, 0.5), xycoords=("data", "axes fraction"),
-                    ha="right" if edge == hi else "left", color="crimson", fontsize=8)
+    broken = span > 0 and abs(result.mmd2 - np.median(null)) > 3 * span
+    if broken:
+        left, right = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [4, 1], "wspace": 0.08})
+        panels = (right, left) if result.mmd2 < null.min() else (left, right)
+        null_ax, observed_ax = panels
+        null_ax.set_xlim(null.min() - 0.1 * span, null.max() + 0.1 * span)
+        observed_ax.set_xlim(result.mmd2 - span / 2, result.mmd2 + span / 2)
+        observed_ax.set_xticks([result.mmd2], [f"{result.mmd2:.4g}"])
+        _break_marks(left, right)
     else:
-        ax.axvline(result.mmd2, color="crimson", lw=2, label=label)
-    ax.set(xlabel=f"MMD² ({result.estimator})", ylabel="count", title=title or "permutation test")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
+        null_ax = observed_ax = fig.add_subplot()
+    if len(null):
+        null_ax.hist(null, bins=40, color="0.6", label=f"permutation null (B={result.n_permutations})")
+    observed_ax.axvline(result.mmd2, color="crimson", lw=2, label=label)
+    null_ax.set(ylabel="count", title=title or "permutation test")
+    fig.supxlabel(f"MMD² ({result.estimator})", fontsize=10)
+    handles = [h for ax in {id(a): a for a in (null_ax, observed_ax)}.values()
+               for h in ax.get_legend_handles_labels()[0]]
+    null_ax.legend(handles=handles, loc="upper center" if broken else "best", fontsize=8)
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.18, top=0.9, wspace=0.08)
     return fig
+
+
+def _break_marks(left, right) -> None:
+    """Hide the facing spines of a broken axis and draw the usual diagonal cut marks."""
+    left.spines.right.set_visible(False)
+    right.spines.left.set_visible(False)
+    right.tick_params(left=False)
+    kwargs = {"marker": [(-1, -1), (1, 1)], "markersize": 8, "linestyle": "none", "color": "k", "clip_on": False}
+    left.plot([1, 1], [0, 1], transform=left.transAxes, **kwargs)
+    right.plot([0, 0], [0, 1], transform=right.transAxes, **kwargs)
