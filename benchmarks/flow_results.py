@@ -56,7 +56,7 @@ def _parents(client) -> list[str]:
     return [r.info.run_id for r in client.search_runs(ids, "tags.`prefect.flow_run_id` != ''")]
 
 
-def record(work: Path, label: str, cache: str, seconds: float, run_id: str) -> dict:
+def record(work: Path, label: str, cache: str, seconds: float, run_id: str, load: float) -> dict:
     """One result row: what ran (commit, config), where it is (MLflow run, Prefect flow run), what it measured."""
     import yaml
     from mlflow import MlflowClient
@@ -70,6 +70,7 @@ def record(work: Path, label: str, cache: str, seconds: float, run_id: str) -> d
             "config_sha256": tags.get("config.sha256"),
             "run_id": run_id, "run_name": run.info.run_name, "flow_run": tags.get("prefect.flow_run_name"),
             "date": time.strftime("%Y-%m-%d", time.gmtime(run.info.start_time / 1000)),
+            "load_1min": round(load, 2), "cpus": os.cpu_count(),
             "metrics": {k: run.data.metrics[k] for k in METRICS if k in run.data.metrics}, "config": resolved}
 
 
@@ -87,7 +88,9 @@ def table(rows: list[dict]) -> str:
                      f"{r['seconds'] // 60:.0f} min {r['seconds'] % 60:.0f} s |")
     last = newest[-1]
     dirty = " (uncommitted changes)" if last["dirty"] == "true" else ""
-    lines.append(f"\nSeed {last['config']['seed']}, {newest[0]['date']}, commit {last['commit'][:7]}{dirty}; "
+    loads = ", ".join(f"{r.get('load_1min', float('nan')):.1f}" for r in newest)
+    lines.append(f"\nSeed {last['config']['seed']}, {newest[0]['date']}, commit {last['commit'][:7]}{dirty}, "
+                 f"{last.get('cpus', '?')} CPUs (load average at the end of each run: {loads}); "
                  f"MLflow runs {', '.join(r['run_id'][:8] for r in newest)} (Prefect flow runs "
                  f"{', '.join(r['flow_run'] or '?' for r in newest)}); `benchmarks/flow_results.py`.")
     return "\n".join(lines)
@@ -113,7 +116,7 @@ def main() -> None:
         try:
             for label, cache, flags in RUNS:
                 seconds, run_id = run_flow(args.work, flags, env)
-                row = record(args.work, label, cache, seconds, run_id)
+                row = record(args.work, label, cache, seconds, run_id, os.getloadavg()[0])
                 with args.results.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(f"{label} ({cache}): {row['metrics']} in {seconds:.0f} s", flush=True)

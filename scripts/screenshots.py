@@ -1,18 +1,22 @@
-"""Take the README screenshots: the MLflow UI comparing two runs and the Prefect UI's deployment schedule.
+"""Take the front page's screenshots from the runs of ``benchmarks/flow_results.py``.
 
-    .venv/bin/python scripts/screenshots.py            # writes docs/img/*.png
+    .venv/bin/pip install -e '.[screenshots]'                       # playwright (drives Debian's chromium)
+    .venv/bin/python benchmarks/flow_results.py --work /tmp/flows    # the default experiment and its reverse pair
+    .venv/bin/python scripts/screenshots.py --work /tmp/flows        # writes docs/img/*.png, names the runs
 
-Runs two small real experiments (conf/smoke.yaml, seeds 0 and 1) into a temporary SQLite store, serves it
-with `mlflow server` and a fresh `prefect server` on 127.0.0.1, and renders pages with headless Chromium.
+It serves that folder's ``mlflow.db`` with ``mlflow server`` and its Prefect database with ``prefect server``
+(both on 127.0.0.1), and renders with headless Chromium driven by Playwright (no browser download: the system
+``chromium``), closing MLflow's assistant panel first. Pictures: the runs page of the MNIST → USPS experiment
+with the trial runs nested under their parent; the chart of ``val/acc`` across the trials; the two directions
+compared; the registered model with its aliases; the Prefect flow-run graph of the cached re-run.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import urllib.parse
 from pathlib import Path
 
@@ -20,51 +24,103 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torchtransfer_flows  # noqa: E402, F401  (offline-quiet environment)
-from scripts.chromium import screenshot  # noqa: E402
+from scripts.chromium import chromium  # noqa: E402
+from torchtransfer.keys import UI_TRAINING_VIEW  # noqa: E402
 from torchtransfer_cli.servers import start_mlflow, start_prefect, stop  # noqa: E402
 
 OUT = ROOT / "docs" / "img"
+RESULTS = ROOT / "benchmarks/results/flow.jsonl"
+CLOSE_ASSISTANT = '[data-component-id="mlflow.assistant.chat_panel.close"]'
 
 
-def _runs(work: Path) -> tuple[str, str, list[str]]:
-    uri = f"sqlite:///{work / 'mlflow.db'}"
-    ids = []
-    for seed in (0, 1):
-        cmd = [sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "run", "-c", "conf/default.yaml",
-               "-c", "conf/smoke.yaml", "--set", f"seed={seed}", "--set", "tuning.n_trials=4", "--set",
-               f"tracking.uri={uri}", "--set", f"tuning.storage=sqlite:///{work / 'optuna.db'}"]
-        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
-    from mlflow import MlflowClient
+def pictured_runs(results: Path) -> list[dict]:
+    """The newest commit's rows of the flow result file: fresh MNIST→USPS, fresh USPS→MNIST, cached re-run."""
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    rows = [r for r in rows if r["commit"] == rows[-1]["commit"]]
+    if len(rows) < 3:
+        raise SystemExit(f"{results}: expected the 3 runs of benchmarks/flow_results.py for one commit")
+    return rows[-3:]
 
-    client = MlflowClient(uri)
-    exp_id = client.get_experiment_by_name("smoke").experiment_id
-    parents = client.search_runs([exp_id], "tags.`prefect.flow_run_id` != ''")
-    ids = [r.info.run_id for r in parents]
-    return uri, exp_id, ids
+
+def _settle(page, wait_ms: int = 2500) -> None:
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(wait_ms)
+    close = page.locator(CLOSE_ASSISTANT)
+    if close.count() and close.first.is_visible():
+        close.first.click()
+        page.wait_for_timeout(500)
+
+
+def mlflow_pictures(page, url: str, client, rows: list[dict]) -> list[Path]:
+    fresh, reverse, _ = rows
+    exp = client.get_run(fresh["run_id"]).info.experiment_id
+    exp_reverse = client.get_run(reverse["run_id"]).info.experiment_id
+    shots = []
+    page.goto(f"{url}/#/experiments/{exp}/runs?{UI_TRAINING_VIEW}")
+    _settle(page)
+    for button in page.locator('button[aria-label*="xpand"], [data-testid*="expand"]').all()[:4]:
+        button.click()
+    page.wait_for_timeout(1000)
+    shots.append(_shot(page, "mlflow-runs.png"))
+    page.goto(f"{url}/#/experiments/{exp}/runs?{UI_TRAINING_VIEW}&compareRunsMode=CHART")
+    _settle(page)
+    search = page.get_by_placeholder("Search metric charts")
+    if search.count():
+        search.first.fill("val/acc")
+        page.wait_for_timeout(1500)
+    shots.append(_shot(page, "mlflow-chart.png"))
+    query = urllib.parse.urlencode({"runs": json.dumps([fresh["run_id"], reverse["run_id"]]),
+                                    "experiments": json.dumps([exp, exp_reverse])})
+    page.goto(f"{url}/#/compare-runs?{query}")
+    _settle(page)
+    shots.append(_shot(page, "mlflow-compare.png", full=True))
+    model = fresh["config"]["registry"]["model_name"]
+    page.goto(f"{url}/#/models/{model}")
+    _settle(page)
+    shots.append(_shot(page, "mlflow-model.png"))
+    return shots
+
+
+def prefect_pictures(page, url: str, flow_run_id: str) -> list[Path]:
+    page.goto(f"{url}/runs/flow-run/{flow_run_id}")
+    _settle(page, 4000)
+    return [_shot(page, "prefect-flow-run.png")]
+
+
+def _shot(page, name: str, full: bool = False) -> Path:
+    path = OUT / name
+    page.screenshot(path=str(path), full_page=full)
+    return path
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        uri, exp_id, ids = _runs(work)
-        mlflow = start_mlflow(uri)
-        try:
-            screenshot(f"{mlflow.url}/#/experiments/{exp_id}/runs", OUT / "mlflow-runs.png")
-            query = urllib.parse.urlencode({"runs": json.dumps(ids), "experiments": json.dumps([exp_id])})
-            screenshot(f"{mlflow.url}/#/compare-runs?{query}", OUT / "mlflow-compare.png", size=(1600, 1400))
-        finally:
-            stop(mlflow.process)
-        prefect = start_prefect(home=work / "prefect-home")
-        try:
-            env = {**os.environ, "PREFECT_API_URL": f"{prefect.url}/api"}
-            out = subprocess.run([sys.executable, "-c", "from torchtransfer_cli.app import main; main()", "deploy"],
-                                 cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
-            first = out.split("(", 1)[1].split(")")[0]
-            screenshot(f"{prefect.url}/deployments", OUT / "prefect-deployments.png", size=(1600, 700))
-            screenshot(f"{prefect.url}/deployments/deployment/{first}", OUT / "prefect-deployment.png")
-        finally:
-            stop(prefect.process)
-    print("\n".join(str(p.relative_to(ROOT)) for p in sorted(OUT.glob("*.png"))))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="the --work folder of benchmarks/flow_results.py")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    from mlflow import MlflowClient
+    from playwright.sync_api import sync_playwright
+
+    rows = pictured_runs(args.results)
+    uri = f"sqlite:///{args.work / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    cached = client.get_run(rows[2]["run_id"]).data.tags["prefect.flow_run_id"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    os.chdir(args.work)  # the runs' artifacts (mlruns/) are relative to the folder they ran in
+    mlflow, prefect = start_mlflow(uri), start_prefect(home=args.work / "prefect")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            shots = mlflow_pictures(page, mlflow.url, client, rows) + prefect_pictures(page, prefect.url, cached)
+            browser.close()
+    finally:
+        stop(mlflow.process)
+        stop(prefect.process)
+    for row in rows:
+        print(f"pictured: {row['direction']} ({row['cache']}): MLflow run {row['run_id']} "
+              f"'{row['run_name']}', Prefect flow run {row['flow_run']}")
+    print("\n".join(str(p.relative_to(ROOT)) for p in shots))
 
 
 if __name__ == "__main__":
