@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -35,18 +36,24 @@ METRICS = ["baseline/target_acc", "test/target_acc", "test/source_acc", "test/ta
            "shift/p_value", "tuning/best_value", "tuning/n_complete", "tuning/n_pruned"]
 
 
-def run_flow(work: Path, args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """``torchtransfer run ARGS`` in ``work``; (wall seconds, id of the parent run it created)."""
+def run_flow(work: Path, args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """``torchtransfer run ARGS`` in ``work``; (wall seconds, CPU seconds of that process, the id of the parent
+    run it created). CPU seconds barely change when other jobs share the machine; wall seconds do."""
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     before = _parents(client)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _child_cpu()
     subprocess.run([str(Path(sys.executable).parent / "torchtransfer"), "run", "--quiet", *args], cwd=work,
                    env=env, check=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _child_cpu() - cpu
     (new,) = set(_parents(client)) - set(before)
-    return seconds, new
+    return seconds, cpu, new
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _parents(client) -> list[str]:
@@ -56,7 +63,7 @@ def _parents(client) -> list[str]:
     return [r.info.run_id for r in client.search_runs(ids, "tags.`prefect.flow_run_id` != ''")]
 
 
-def record(work: Path, label: str, cache: str, seconds: float, run_id: str, load: float) -> dict:
+def record(work: Path, label: str, cache: str, seconds: tuple[float, float], run_id: str, load: float) -> dict:
     """One result row: what ran (commit, config), where it is (MLflow run, Prefect flow run), what it measured."""
     import yaml
     from mlflow import MlflowClient
@@ -65,7 +72,8 @@ def record(work: Path, label: str, cache: str, seconds: float, run_id: str, load
     run = client.get_run(run_id)
     resolved = yaml.safe_load(Path(client.download_artifacts(run_id, "config/resolved.yaml", str(work))).read_text())
     tags = run.data.tags
-    return {"direction": label, "cache": cache, "experiment": resolved["experiment"], "seconds": round(seconds, 1),
+    return {"direction": label, "cache": cache, "experiment": resolved["experiment"], "seconds": round(seconds[0], 1),
+            "cpu_seconds": round(seconds[1], 1),
             "commit": tags.get("git.commit"), "dirty": tags.get("git.dirty"),
             "config_sha256": tags.get("config.sha256"),
             "run_id": run_id, "run_name": run.info.run_name, "flow_run": tags.get("prefect.flow_run_name"),
@@ -78,22 +86,28 @@ def table(rows: list[dict]) -> str:
     """The Markdown table of the newest commit's rows."""
     newest = [r for r in rows if r["commit"] == rows[-1]["commit"]]
     lines = ["| experiment | run | source-only → tuned target test acc | MMD² (pixels), p | trials complete / "
-             "pruned | wall time |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+             "pruned | CPU time | wall time |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in newest:
         m = r["metrics"]
         lines.append(f"| {r['direction']} (`{r['experiment']}`) | {r['cache']} | "
                      f"{100 * m['baseline/target_acc']:.1f} % → **{100 * m['test/target_acc']:.1f} %** | "
                      f"{m['shift/mmd2']:.4f}, {m['shift/p_value']:.4f} | "
                      f"{m['tuning/n_complete']:.0f} / {m['tuning/n_pruned']:.0f} | "
-                     f"{r['seconds'] // 60:.0f} min {r['seconds'] % 60:.0f} s |")
+                     f"{_minutes(r['cpu_seconds'])} | {_minutes(r['seconds'])} |")
     last = newest[-1]
     dirty = " (uncommitted changes)" if last["dirty"] == "true" else ""
     loads = ", ".join(f"{r.get('load_1min', float('nan')):.1f}" for r in newest)
     lines.append(f"\nSeed {last['config']['seed']}, {newest[0]['date']}, commit {last['commit'][:7]}{dirty}, "
-                 f"{last.get('cpus', '?')} CPUs (load average at the end of each run: {loads}); "
+                 f"{last.get('cpus', '?')} CPUs shared with other jobs (load average at the end of each run: "
+                 f"{loads}; the CPU time of the `torchtransfer run` process is what a run costs, the wall time what "
+                 "it took on this shared machine); "
                  f"MLflow runs {', '.join(r['run_id'][:8] for r in newest)} (Prefect flow runs "
                  f"{', '.join(r['flow_run'] or '?' for r in newest)}); `benchmarks/flow_results.py`.")
     return "\n".join(lines)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
 
 
 def main() -> None:
@@ -115,11 +129,11 @@ def main() -> None:
         env.pop("MLFLOW_TRACKING_URI", None)
         try:
             for label, cache, flags in RUNS:
-                seconds, run_id = run_flow(args.work, flags, env)
-                row = record(args.work, label, cache, seconds, run_id, os.getloadavg()[0])
+                wall, cpu, run_id = run_flow(args.work, flags, env)
+                row = record(args.work, label, cache, (wall, cpu), run_id, os.getloadavg()[0])
                 with args.results.open("a") as f:
                     f.write(json.dumps(row) + "\n")
-                print(f"{label} ({cache}): {row['metrics']} in {seconds:.0f} s", flush=True)
+                print(f"{label} ({cache}): {row['metrics']} in {wall:.0f} s ({cpu:.0f} CPU-s)", flush=True)
         finally:
             stop(prefect.process)
     text = table([json.loads(line) for line in args.results.read_text().splitlines()])

@@ -21,7 +21,7 @@ TARGET_VALIDATORS = VALIDATORS[:-1]  # those that read target images (source acc
 LABELLED_OBJECTIVE = "target_val_acc"
 OBJECTIVES = (LABELLED_OBJECTIVE, *VALIDATORS)  # torchtransfer.train.selection
 # tuning.objective "auto": the labelled objective when labelled target validation images exist, else this one —
-# chosen by benchmarks/validators.py (README "Which validator to trust"): IM's pick was never below the oracle's
+# chosen by benchmarks/validators.py: see docs/tuning.md, "Which validator to trust"
 LABEL_FREE_DEFAULT = "im"
 AUTO_OBJECTIVE = "auto"
 PRUNERS = ("median", "hyperband", "none")  # torchtransfer.tune.study
