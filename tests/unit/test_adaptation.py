@@ -1,5 +1,6 @@
 """Each adaptation loss: ≈ 0 on identical domains, larger on shifted ones, and it falls as training aligns."""
 
+import functools
 import math
 
 import pytest
@@ -79,46 +80,47 @@ def test_importance_weights_are_uniform_on_identical_domains_and_clipped():
 
 def _nuisance_domains(n=128):
     """Two domains that share the class signal (inputs 0–1) and differ only in nuisance inputs 2–3 (source
-    N(0, 1), target N(1, 1.5²)): one shared linear map *can* align them without collapsing, by ignoring the
-    nuisance inputs and keeping the signal."""
+    N(0, 1), target N(2, 2²)): one shared linear map *can* align them without collapsing, by ignoring the
+    nuisance inputs and keeping the signal. (Covariances I and 2.25·I on all inputs could only be matched by
+    one linear map shrinking everything to zero.)"""
     def domain(seed, shift, scale):
         g = torch.Generator().manual_seed(seed)
         y = torch.randint(0, 2, (n,), generator=g)
         signal = torch.randn(n, 2, generator=g) * 0.5
         signal[:, 0] += 1.5 * (2 * y - 1)
         return torch.cat([signal, torch.randn(n, 2, generator=g) * scale + shift], 1), y
-    return domain(0, 0.0, 1.0), domain(1, 1.0, 1.5)
+    return domain(0, 0.0, 1.0), domain(1, 2.0, 2.0)
 
 
-def _domain_probe(a, b) -> float:
-    """Held-out accuracy of a quadratic logistic domain classifier on standardised features: 0.5 when the
-    domains are indistinguishable; blind to the features' scale, so shrinking them cannot fake alignment."""
-    z = torch.cat([a, b])
-    z = (z - z.mean(0)) / z.std(0)
-    z = torch.cat([z, z**2], 1)
-    d = torch.cat([torch.zeros(len(a)), torch.ones(len(b))])
-    idx = torch.randperm(len(z), generator=torch.Generator().manual_seed(0))
-    fit, held = idx[: len(z) // 2], idx[len(z) // 2:]
-    clf = nn.Linear(z.shape[1], 1)
-    opt = torch.optim.Adam(clf.parameters(), lr=0.05)
-    for _ in range(200):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(clf(z[fit]).squeeze(1), d[fit])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return ((clf(z[held]).squeeze(1) > 0).float() == d[held]).float().mean().item()
+def _scale(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The pooled features' RMS standard deviation (a scalar): 0 when they collapse to a point."""
+    return torch.cat([a, b]).std(0).pow(2).mean().sqrt().item()
 
 
-def _train_with_alignment(method, weight, steps=300):
-    """Source cross-entropy + ``method``'s loss on a shared linear map f and head h; f's weights and the
-    domains' features before/after."""
+def _scale_free_mmd(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Biased MMD² under one fixed unit-width Gaussian kernel of the features divided by their pooled scale
+    (``_scale``): blind to the features' size, so shrinking them cannot fake alignment. Written out here, not
+    ``mmd_loss``, so that breaking the library cannot break the measurement."""
+    def k(u, v):  # mean of exp(-|u_i - v_j|² / 2) over all pairs
+        return torch.exp(-torch.cdist(u, v).pow(2) / 2).mean()
+
+    s = _scale(a, b)
+    return (k(a / s, a / s) + k(b / s, b / s) - 2 * k(a / s, b / s)).item()
+
+
+@functools.cache
+def _train_with_alignment(method: str, weight: float, steps: int = 600) -> tuple[float, float, float, float]:
+    """Source cross-entropy + ``method``'s loss on a shared linear map f (4 → 4) and head h, SGD (momentum
+    0.9, lr 0.01, as DANN trains); → (scale-free MMD² before, after, the features' scale after / before,
+    target accuracy after)."""
     torch.manual_seed(0)
     (xs, ys), (xt, yt) = _nuisance_domains()
     f, h = nn.Linear(4, 4), nn.Linear(4, 2)
     aligner = None if method == "none" else make_aligner(method, 4, 2, target_features=f(xt).detach(), hidden=16)
-    before = f.weight.detach().clone(), _domain_probe(f(xs).detach(), f(xt).detach())
+    with torch.no_grad():
+        mmd0, scale0 = _scale_free_mmd(f(xs), f(xt)), _scale(f(xs), f(xt))
     params = [*f.parameters(), *h.parameters(), *(aligner.parameters() if aligner else [])]
-    opt = torch.optim.Adam(params, lr=0.01)
+    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     for _ in range(steps):
         fs, ft = f(xs), f(xt)
         loss = torch.nn.functional.cross_entropy(h(fs), ys)
@@ -127,22 +129,28 @@ def _train_with_alignment(method, weight, steps=300):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    target_acc = (h(f(xt)).argmax(1) == yt).float().mean().item()
-    return before, (f.weight.detach(), _domain_probe(f(xs).detach(), f(xt).detach())), target_acc
+    with torch.no_grad():
+        fs, ft = f(xs), f(xt)
+        target_acc = (h(ft).argmax(1) == yt).float().mean().item()
+        return mmd0, _scale_free_mmd(fs, ft), _scale(fs, ft) / scale0, target_acc
 
 
-@pytest.mark.parametrize(("method", "weight"), [("dan", 1.0), ("coral", 100.0)])
-def test_alignment_ignores_what_differs_between_domains_and_keeps_the_signal(method, weight):
-    """The map learns to drop the nuisance inputs (their weights fall below 40 %) while the signal weights do
-    not shrink and the target stays classified: the domains get closer without the features collapsing.
-    The source cross-entropy alone (the control) leaves the nuisance weights as they were."""
-    (w0, probe0), (w1, probe1), target_acc = _train_with_alignment(method, weight)
-    (_, _), (w_none, probe_none), _ = _train_with_alignment("none", 0.0)
-    assert w1[:, 2:].norm() < 0.4 * w0[:, 2:].norm()  # nuisance ignored
-    assert w1[:, :2].norm() >= 0.9 * w0[:, :2].norm() and target_acc > 0.95  # no collapse
-    assert w_none[:, 2:].norm() > 0.8 * w0[:, 2:].norm()  # the control does not drop it
-    if method == "dan":  # MMD matches whole distributions: a domain classifier is left at chance
-        assert probe1 < 0.6 < probe_none and probe0 > 0.7
+@pytest.mark.parametrize(("method", "weight"), [("dan", 1.0), ("coral", 10.0), ("dann", 1.0), ("cdan", 1.0)])
+def test_alignment_brings_the_domains_closer_without_collapsing_the_features(method, weight):
+    """Minimising each alignment loss (with the source cross-entropy) drives the scale-free MMD² between the
+    domains' features far below where the cross-entropy alone (the control) leaves it, while the features
+    keep their scale and the target stays classified.
+
+    Measured over 5 initialisations (``torch.manual_seed(0..4)``; the test uses 0): MMD² before 0.12–0.26;
+    control after 0.052–0.188 (0.168 at seed 0); after dan ≤ 0.004, coral ≤ 0.013, dann ≤ 0.032 (its worst,
+    at seed 0), cdan ≤ 0.018, i.e. at most 0.21 × the control and 0.14 × before; the features' scale after /
+    before ≥ 1.6 (dan, dann, cdan) and 0.72–1.40 (coral); target accuracy ≥ 0.99.
+    """
+    before, after, scale, target_acc = _train_with_alignment(method, weight)
+    _, control, _, _ = _train_with_alignment("none", 0.0)
+    assert after < 0.3 * control and after < 0.2 * before  # the domains got closer ...
+    assert scale > 0.3 and target_acc > 0.95  # ... and not by shrinking or losing the signal
+    assert control > 0.3 * before  # the cross-entropy alone does not align them
 
 
 def test_reweighting_moves_the_weighted_source_towards_the_target():
