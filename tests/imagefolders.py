@@ -31,15 +31,19 @@ def write_labelled(root: Path, domain: datasets.Domain, per_class: int, suffix: 
 
 
 def write_loose(root: Path, domain: datasets.Domain, per_class: int, suffix: str = ".jpg",
-                size: int | None = None, rgb: bool = False, skip: int = 0) -> list[Path]:
-    """``root/u<i>.<suffix>``: unlabelled real images (``per_class`` of each digit, names hiding the class)."""
+                size: int | None = None, rgb: bool = False, skip: int = 0, angle: float = 0.0,
+                prefix: str = "u") -> list[Path]:
+    """``root/<prefix><i>.<suffix>``: unlabelled real images (``per_class`` of each digit, names hiding the class),
+    rotated by ``angle`` degrees (counter-clockwise) when asked."""
     picked = _pick(domain, per_class, skip)
-    return [_write(root / f"u{i:04d}{suffix}", img, size, rgb) for i, (img, _) in enumerate(picked)]
+    return [_write(root / f"{prefix}{i:04d}{suffix}", img, size, rgb, angle) for i, (img, _) in enumerate(picked)]
 
 
-def _write(path: Path, img: np.ndarray, size: int | None, rgb: bool) -> Path:
+def _write(path: Path, img: np.ndarray, size: int | None, rgb: bool, angle: float = 0.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(img)
+    if angle:
+        image = image.rotate(angle, resample=Image.BILINEAR)
     if size:
         image = image.resize((size, size), Image.BILINEAR)
     if rgb:  # a yellow digit on a dark blue ground: a colour domain
