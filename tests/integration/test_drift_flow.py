@@ -14,6 +14,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter
 
 from tests.conftest import CONF
@@ -98,6 +99,14 @@ def test_three_nightly_runs_retrain_skip_retrain(folders, tmp_path, cache_dir):
     assert p_values[0] == 1.0 and p_values[1] < 0.05  # run 1 had no champion to measure
     steps = {m.step for m in client.get_metric_history(record.info.run_id, "drift/retrain")}
     assert len(steps) == 1 and 20260000 < steps.pop() < 21000000  # the run date, YYYYMMDD
+
+    with get_client(sync_client=True) as prefect:  # the Prefect run's summary says what was decided and why
+        key = ArtifactFilter(key=ArtifactFilterKey(any_=["smoke-summary"]))
+        artifacts = prefect.read_artifacts(artifact_filter=key)
+    by_run = {str(a.flow_run_id): a.data for a in artifacts}
+    markdown = by_run[skipped.tags["prefect.flow_run_id"]]
+    assert "| drift decision | skip |" in markdown and f"| drift reason | {second.drift.verdict.reason} |" in markdown
+    assert "| drift p-value |" in by_run[runs[third.run_id].data.tags["prefect.flow_run_id"]]
 
     retrain = _events("torchtransfer.drift.retrain", set(runs), 2)
     skip = _events("torchtransfer.drift.skip", set(runs), 1)
