@@ -62,3 +62,25 @@ def digit_folders(tmp: Path, per_class: int = 6) -> tuple[Path, Path]:
     write_loose(target, digits, per_class, size=32, rgb=True)
     write_labelled(target, digits, 2, size=32, rgb=True, skip=per_class)
     return source, target
+
+
+def drift_folders(tmp: Path, usps: datasets.Domain) -> tuple[Path, Path]:
+    """The drift tests' folders: source 400 MNIST PNGs in class folders; target 200 loose USPS PNGs plus 5
+    labelled per class (validation and test); and an experiment file naming them. Returns (target, file)."""
+    source, target = tmp / "mnist", tmp / "usps"
+    write_labelled(source, datasets.mnist(), 40, ".png")
+    write_loose(target, usps, 20, ".png")
+    write_labelled(target, usps, 5, ".png", skip=20)
+    mine = tmp / "mine.yaml"
+    mine.write_text(f"data:\n  source: {{folder: {source}, train: 0.7, val: 0.15, test: 0.15}}\n"
+                    f"  target: {{folder: {target}, train: 1.0, val: 20, test: 30}}\n")
+    return target, mine
+
+
+def add_rotated(target: Path, usps: datasets.Domain, angle: float = 20.0) -> list[Path]:
+    """A batch of 300 new real USPS digits (30 per class), rotated by ``angle`` degrees, as loose PNGs."""
+    return write_loose(target, usps, 30, ".png", skip=30, angle=angle, prefix="r")
+
+
+DRIFT_OVERRIDES = ("drift.enabled=true", "shift.test=aggregated", "shift.n_permutations=200", "shift.max_samples=400",
+                   "pretrain.epochs=20")  # with conf/smoke.yaml: a champion good enough for its features to matter

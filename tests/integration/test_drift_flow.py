@@ -18,40 +18,29 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.events.filters import EventFilter, EventNameFilter
 
 from tests.conftest import CONF
-from tests.imagefolders import write_labelled, write_loose
+from tests.imagefolders import DRIFT_OVERRIDES, add_rotated, drift_folders
 from torchtransfer.config import load_config
 from torchtransfer.data import datasets
 from torchtransfer.registry import references
 from torchtransfer_flows.transfer import ExperimentSummary, SkippedRun, transfer_learning
 
-ANGLE = 20.0  # degrees: "slightly rotated"
-
 
 @pytest.fixture
 def folders(tmp_path, archive_cache):
-    """Source: 400 MNIST PNGs in class folders. Target: 200 loose USPS PNGs + 5 labelled per class (val, test)."""
-    source, target = tmp_path / "mnist", tmp_path / "usps"
-    write_labelled(source, datasets.mnist(), 40, ".png")
     usps = datasets.usps(archive_cache)
-    write_loose(target, usps, 20, ".png")
-    write_labelled(target, usps, 5, ".png", skip=20)
-    mine = tmp_path / "mine.yaml"
-    mine.write_text(f"data:\n  source: {{folder: {source}, train: 0.7, val: 0.15, test: 0.15}}\n"
-                    f"  target: {{folder: {target}, train: 1.0, val: 20, test: 30}}\n")
-    return target, mine, usps
+    return *drift_folders(tmp_path, usps), usps
 
 
 def _run(tmp_path, cache_dir, mine, *overrides: str):
     cfg = load_config(CONF / "default.yaml", CONF / "smoke.yaml", mine, overrides=[
         f"cache_dir={cache_dir}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
-        f"tuning.storage=sqlite:///{tmp_path / 'optuna.db'}", "device=cpu", "drift.enabled=true",
-        "shift.test=aggregated", "shift.n_permutations=200", "shift.max_samples=400", "pretrain.epochs=20", *overrides])
+        f"tuning.storage=sqlite:///{tmp_path / 'optuna.db'}", "device=cpu", *DRIFT_OVERRIDES, *overrides])
     start = time.monotonic()
     summary = transfer_learning(cfg)
     return summary, time.monotonic() - start
 
 
-def _events(name: str, run_ids: set[str], count: int) -> list:
+def drift_events(name: str, run_ids: set[str], count: int) -> list:
     """The events ``name`` of these MLflow runs, once ``count`` of them arrived (or after ~10 s)."""
     with get_client(sync_client=True) as client:
         for _ in range(40):  # the server persists events asynchronously
@@ -75,7 +64,7 @@ def test_three_nightly_runs_retrain_skip_retrain(folders, tmp_path, cache_dir):
     print(f"run 1 {t_first:.1f} s, run 2 {t_second:.1f} s")
     assert t_second < 0.5 * t_first, (t_first, t_second)
 
-    write_loose(target, usps, 30, ".png", skip=30, angle=ANGLE, prefix="r")  # 300 new digits, rotated
+    add_rotated(target, usps)  # 300 new digits, rotated by 20°
     third, _ = _run(tmp_path, cache_dir, mine)
     assert isinstance(third, ExperimentSummary), third.drift.verdict.reason
     assert third.drift.verdict.cause in ("shift", "shift_and_score"), third.drift.verdict.reason
@@ -108,7 +97,7 @@ def test_three_nightly_runs_retrain_skip_retrain(folders, tmp_path, cache_dir):
     assert "| drift decision | skip |" in markdown and f"| drift reason | {second.drift.verdict.reason} |" in markdown
     assert "| drift p-value |" in by_run[runs[third.run_id].data.tags["prefect.flow_run_id"]]
 
-    retrain = _events("torchtransfer.drift.retrain", set(runs), 2)
-    skip = _events("torchtransfer.drift.skip", set(runs), 1)
+    retrain = drift_events("torchtransfer.drift.retrain", set(runs), 2)
+    skip = drift_events("torchtransfer.drift.skip", set(runs), 1)
     assert len(retrain) == 2 and len(skip) == 1
     assert skip[0].resource.id == "torchtransfer.drift.smoke" and skip[0].payload["cause"] == "unchanged"
