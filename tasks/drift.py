@@ -59,6 +59,18 @@ class DriftCheck:
         return rows
 
 
+def _reference(client, name: str, champion) -> drift.Reference | None:
+    """The champion's reference; None without one, or when it cannot be read (then the check says retrain)."""
+    if champion is None:
+        return None
+    try:
+        return references.load_reference(client, champion)
+    except Exception as exc:  # a deleted artifact, a broken file: retraining makes a new one
+        get_run_logger().warning("could not read the drift reference of %s v%s: %s: %s", name, champion.version,
+                                 type(exc).__name__, exc)
+        return None
+
+
 def _measure(run: RunRef, name: str, champion, ref: drift.Reference, data: DataRef, validator: str,
              shift: ShiftConfig, seed: int) -> drift.Measured:
     with registry.tracking(run.tracking_uri):
@@ -75,7 +87,7 @@ def check_drift(data: DataRef, cfg: DriftConfig, shift: ShiftConfig, model_name:
     ``<experiment>-monitoring`` and emit the Prefect event ``torchtransfer.drift.<decision>``."""
     client = run.client
     champion = registry.by_alias(client, model_name, registry.CHAMPION)
-    ref = references.load_reference(client, champion) if champion is not None else None
+    ref = _reference(client, model_name, champion)
     v = str(champion.version) if champion is not None else None
     verdict = drift.first_look(v, ref and ref.data_fingerprint, data.fingerprint)
     tested, measured, ref_score = verdict is None, None, None

@@ -137,8 +137,8 @@ def first_look(champion: str | None, ref_fingerprint: str | None, fingerprint: s
     if champion is None:
         return Verdict(RETRAIN, "no_champion", "no champion yet: the first model is trained")
     if ref_fingerprint is None:
-        return Verdict(RETRAIN, "no_reference", f"champion v{champion} has no drift reference (registered before "
-                                                "references existed): retrain to get one")
+        return Verdict(RETRAIN, "no_reference", f"champion v{champion} has no readable drift reference (registered "
+                                                "before references existed, or its artifact is gone): retrain")
     if ref_fingerprint == fingerprint:
         return Verdict(SKIP, "unchanged", f"data unchanged since champion v{champion} (fingerprint "
                                           f"{fingerprint[:12]}): nothing to retrain")
