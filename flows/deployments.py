@@ -62,6 +62,19 @@ class DeploymentSpec(_Strict):
     collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = "CANCEL_NEW"
     tags: list[str] = []
     description: str | None = None
+    triggers: list[dict] = []  # Prefect deployment triggers, as in prefect.yaml (e.g. on torchtransfer.drift.retrain)
+
+    @field_validator("triggers")
+    @classmethod
+    def _prefect_triggers(cls, value: list[dict]) -> list[dict]:
+        """Each trigger must be one Prefect 3 accepts (``prefect deploy`` validates them the same way)."""
+        from prefect.events import DeploymentTriggerTypes
+        from pydantic import TypeAdapter
+
+        adapter = TypeAdapter(DeploymentTriggerTypes)
+        for trigger in value:
+            adapter.validate_python(trigger)
+        return value
 
 
 class DeploymentsFile(_Strict):
@@ -113,7 +126,16 @@ def _options(name: str, spec: DeploymentSpec, root: Path) -> dict:
             limit=spec.concurrency_limit, collision_strategy=ConcurrencyLimitStrategy(spec.collision_strategy)),
         "tags": ["torchtransfer", *spec.tags],
         "description": spec.description or f"{cfg.experiment}: {' + '.join(spec.configs)}",
+        "triggers": [_trigger(name, i, t) for i, t in enumerate(spec.triggers, start=1)],
     }
+
+
+def _trigger(deployment: str, index: int, spec: dict):
+    """A Prefect deployment trigger from its YAML form, named as ``prefect deploy`` names them."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(DeploymentTriggerTypes).validate_python({"name": f"{deployment}__automation_{index}", **spec})
 
 
 class ServeConflict(ValueError):
@@ -200,6 +222,8 @@ def prefect_yaml(path: Path, root: Path = PROJECT_ROOT) -> str:
         if spec.schedule is not None:
             kind = {"cron": spec.schedule.cron} if spec.schedule.cron else {"interval": spec.schedule.interval}
             entry["schedules"] = [{**kind, "timezone": spec.schedule.timezone}]
+        if spec.triggers:
+            entry["triggers"] = spec.triggers
         entries.append(entry)
     document = {
         "name": "torchtransfer",

@@ -41,8 +41,9 @@ def version_tags(metrics: dict[str, float], data: DataRef, test_fingerprint: str
 
 @task(cache_policy=NO_CACHE)
 def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cfg: RegistryConfig,
-                   run: RunRef, seed: int = 0) -> Registered:
-    """Register (idempotent by run id), then promote only when ``cfg.gate`` passes; every decision is recorded."""
+                   run: RunRef, seed: int = 0, reference_tags: dict[str, str] | None = None) -> Registered:
+    """Register (idempotent by run id) with ``reference_tags`` (the drift reference, ``tasks/drift.py``), then
+    promote only when ``cfg.gate`` passes; every decision is recorded."""
     logger = get_run_logger()
     client, name = run.client, cfg.model_name
     pair = data.load()
@@ -58,7 +59,7 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
         example = (x.numpy() * 255).round().astype("uint8")  # uint8, as users send
         return registry.log_servable(run.tracking_uri, run.run_id, servable, example)
 
-    tags = version_tags(metrics, data, fingerprint, model, run_tags)
+    tags = {**version_tags(metrics, data, fingerprint, model, run_tags), **(reference_tags or {})}
     for abandoned in registry.remove_abandoned(client, name, run.run_id, cfg.incomplete_grace_s):
         logger.warning("%s v%s was left incomplete by an interrupted registration: removed", name, abandoned)
     version, how = registry.register(client, name, run.run_id, log_model, tags)

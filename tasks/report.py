@@ -57,7 +57,7 @@ def _run_figures(run: RunRef) -> dict[str, dict[str, bytes]]:
 def publish_summary(experiment: str, rows: dict[str, str], run: RunRef) -> str:
     """The Prefect markdown artifact (key ``<experiment>-summary``) and the run's ``report.html``."""
     tags = run.client.get_run(run.run_id).data.tags
-    decision = tags.get("promotion.reason", "no promotion decision recorded")
+    decision = tags.get("promotion.reason") or tags.get("drift.reason", "no promotion decision recorded")
     report = render(f"torchtransfer · {experiment} · {run.run_id}", rows, _run_figures(run), decision,
                     {"MLflow run": mlflow_run_url(run)})
     run.client.log_text(run.run_id, report, "report.html")

@@ -31,15 +31,19 @@ def write_labelled(root: Path, domain: datasets.Domain, per_class: int, suffix: 
 
 
 def write_loose(root: Path, domain: datasets.Domain, per_class: int, suffix: str = ".jpg",
-                size: int | None = None, rgb: bool = False, skip: int = 0) -> list[Path]:
-    """``root/u<i>.<suffix>``: unlabelled real images (``per_class`` of each digit, names hiding the class)."""
+                size: int | None = None, rgb: bool = False, skip: int = 0, angle: float = 0.0,
+                prefix: str = "u") -> list[Path]:
+    """``root/<prefix><i>.<suffix>``: unlabelled real images (``per_class`` of each digit, names hiding the class),
+    rotated by ``angle`` degrees (counter-clockwise) when asked."""
     picked = _pick(domain, per_class, skip)
-    return [_write(root / f"u{i:04d}{suffix}", img, size, rgb) for i, (img, _) in enumerate(picked)]
+    return [_write(root / f"{prefix}{i:04d}{suffix}", img, size, rgb, angle) for i, (img, _) in enumerate(picked)]
 
 
-def _write(path: Path, img: np.ndarray, size: int | None, rgb: bool) -> Path:
+def _write(path: Path, img: np.ndarray, size: int | None, rgb: bool, angle: float = 0.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(img)
+    if angle:
+        image = image.rotate(angle, resample=Image.BILINEAR)
     if size:
         image = image.resize((size, size), Image.BILINEAR)
     if rgb:  # a yellow digit on a dark blue ground: a colour domain
@@ -58,3 +62,25 @@ def digit_folders(tmp: Path, per_class: int = 6) -> tuple[Path, Path]:
     write_loose(target, digits, per_class, size=32, rgb=True)
     write_labelled(target, digits, 2, size=32, rgb=True, skip=per_class)
     return source, target
+
+
+def drift_folders(tmp: Path, usps: datasets.Domain) -> tuple[Path, Path]:
+    """The drift tests' folders: source 400 MNIST PNGs in class folders; target 200 loose USPS PNGs plus 5
+    labelled per class (validation and test); and an experiment file naming them. Returns (target, file)."""
+    source, target = tmp / "mnist", tmp / "usps"
+    write_labelled(source, datasets.mnist(), 40, ".png")
+    write_loose(target, usps, 20, ".png")
+    write_labelled(target, usps, 5, ".png", skip=20)
+    mine = tmp / "mine.yaml"
+    mine.write_text(f"data:\n  source: {{folder: {source}, train: 0.7, val: 0.15, test: 0.15}}\n"
+                    f"  target: {{folder: {target}, train: 1.0, val: 20, test: 30}}\n")
+    return target, mine
+
+
+def add_rotated(target: Path, usps: datasets.Domain, angle: float = 20.0) -> list[Path]:
+    """A batch of 300 new real USPS digits (30 per class), rotated by ``angle`` degrees, as loose PNGs."""
+    return write_loose(target, usps, 30, ".png", skip=30, angle=angle, prefix="r")
+
+
+DRIFT_OVERRIDES = ("drift.enabled=true", "shift.test=aggregated", "shift.n_permutations=200", "shift.max_samples=400",
+                   "pretrain.epochs=20")  # with conf/smoke.yaml: a champion good enough for its features to matter

@@ -11,6 +11,7 @@ from torchtransfer.config.sections import (
     AdaptationConfig,
     Backbone,
     ConfigError,
+    DriftConfig,
     FloatRange,
     IntRange,
     Method,
@@ -32,8 +33,8 @@ from torchtransfer.config.sections import (
 from torchtransfer.trees import deep_merge, section_hash
 
 __all__ = ["DEFAULT_CONFIG", "DOMAIN_KINDS", "AdaptationConfig", "Backbone", "ConfigError", "DataConfig", "Domain",
-           "DomainConfig", "ExperimentConfig", "FloatRange", "IntRange", "Method", "ModelConfig", "Objective",
-           "Optimizer",
+           "DomainConfig", "DriftConfig", "ExperimentConfig", "FloatRange", "IntRange", "Method", "ModelConfig",
+           "Objective", "Optimizer",
            "PretrainConfig", "Pruner", "RegistryConfig", "RunRecord", "Schedule", "SearchConfig", "ShiftConfig",
            "Strategy", "TrackingConfig", "TrainConfig", "TuningConfig", "check_parallel", "deep_merge",
            "load_config", "load_experiment", "section_hash"]

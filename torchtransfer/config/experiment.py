@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from torchtransfer.config.data import DataConfig
 from torchtransfer.config.sections import (
     AdaptationConfig,
+    DriftConfig,
     ModelConfig,
     PretrainConfig,
     RegistryConfig,
@@ -59,6 +60,8 @@ class ExperimentConfig(_Strict):
     """The MLflow store."""
     registry: RegistryConfig
     """The registered model and the champion gate."""
+    drift: DriftConfig = DriftConfig()
+    """Scheduled runs that watch the data: retrain only when the target drifted from the champion's."""
 
     @model_validator(mode="after")
     def _labels_for_the_objective(self) -> ExperimentConfig:

@@ -58,6 +58,27 @@ class ShiftConfig(_Strict):
     """No significant shift on source-model features → adaptation (method, weight) leaves the search space."""
 
 
+DriftValidator = Literal["im", "snd", "bnm", "class_ami"]  # the validators that read target images alone
+
+
+class DriftConfig(_Strict):
+    enabled: bool = False
+    """Check the target against the champion's drift reference first: unchanged data or no drift → the run ends
+    early (`drift.decision` skip); drift or no champion → retrain."""
+    force: bool = False
+    """Retrain whatever the check says (the check still runs and is recorded)."""
+    validator: DriftValidator = "im"
+    """Label-free score of the champion on the new target images (`im snd bnm class_ami`), compared with its score
+    on the reference at registration."""
+    max_score_drop: float = Field(0.1, ge=0)
+    """Retrain when that score fell by more than this below the score at registration."""
+    retrain: bool = True
+    """`false`: a retrain decision only emits the Prefect event `torchtransfer.drift.retrain` and ends the run,
+    leaving the retrain to a deployment trigger on that event."""
+    monitoring_experiment: str | None = None
+    """MLflow experiment of the drift record over time; null: `<experiment>-monitoring`."""
+
+
 class ModelConfig(_Strict):
     backbone: Backbone = "lenet"
     """`lenet` (trained on the source first), `resnet18/34/50`, `efficientnet_lite0`."""
