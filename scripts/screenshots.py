@@ -31,6 +31,7 @@ from torchtransfer_cli.servers import start_mlflow, start_prefect, stop  # noqa:
 OUT = ROOT / "docs" / "img"
 RESULTS = ROOT / "benchmarks/results/flow.jsonl"
 CLOSE_ASSISTANT = '[data-component-id="mlflow.assistant.chat_panel.close"]'
+EXPAND_CHILDREN = '[data-component-id$="runnamecellrenderer.tsx_46"]'  # the +/- before a parent run's name
 
 
 def pictured_runs(results: Path) -> list[dict]:
@@ -42,8 +43,9 @@ def pictured_runs(results: Path) -> list[dict]:
     return rows[-3:]
 
 
-def _settle(page, wait_ms: int = 2500) -> None:
-    page.wait_for_load_state("networkidle")
+def _settle(page, wait_ms: int = 7000) -> None:
+    """Let the page render (the MLflow UI polls, so the network never idles), then close the assistant."""
+    page.wait_for_load_state("load")
     page.wait_for_timeout(wait_ms)
     close = page.locator(CLOSE_ASSISTANT)
     if close.count() and close.first.is_visible():
@@ -58,9 +60,9 @@ def mlflow_pictures(page, url: str, client, rows: list[dict]) -> list[Path]:
     shots = []
     page.goto(f"{url}/#/experiments/{exp}/runs?{UI_TRAINING_VIEW}")
     _settle(page)
-    for button in page.locator('button[aria-label*="xpand"], [data-testid*="expand"]').all()[:4]:
+    for button in page.locator(EXPAND_CHILDREN).all():
         button.click()
-    page.wait_for_timeout(1000)
+    page.wait_for_timeout(1500)
     shots.append(_shot(page, "mlflow-runs.png"))
     page.goto(f"{url}/#/experiments/{exp}/runs?{UI_TRAINING_VIEW}&compareRunsMode=CHART")
     _settle(page)
