@@ -70,15 +70,18 @@ def render(rows: list[dict]) -> str:
     data = summary(rows)
     directions = [d for d in NAMES if d in data]
     head = "| selection rule | " + " | ".join(
-        f"{NAMES[d]}: ρ with test acc | {NAMES[d]}: test acc of pick (%) | Δ vs oracle" for d in directions) + " |"
+        f"{NAMES[d]}: ρ with test acc | {NAMES[d]}: test acc of pick (%) | Δ vs oracle: mean (per seed)"
+        for d in directions) + " |"
     lines = [head, "|" + " --- |" * (1 + 3 * len(directions))]
     for rule in data[directions[0]]:
         cells = []
         for d in directions:
             entries, oracle = data[d][rule], data[d][ORACLE]
             rho = "—" if rule.startswith("best") else _mean_std([e["spearman"] for e in entries], digits=2)
-            gap = statistics.mean(100 * (e["test_acc"] - o["test_acc"]) for e, o in zip(entries, oracle, strict=True))
-            cells += [rho, _mean_std([e["test_acc"] for e in entries], 100), f"{gap:+.1f}"]
+            gaps = [100 * (e["test_acc"] - o["test_acc"]) for e, o in zip(entries, oracle, strict=True)]
+            per_seed = " / ".join(f"{g:+.1f}" for g in gaps)
+            pick_acc = _mean_std([e["test_acc"] for e in entries], 100)
+            cells += [rho, pick_acc, f"{statistics.mean(gaps):+.1f} ({per_seed})"]
         label = f"**{rule}** (oracle: labelled target val)" if rule == ORACLE else rule
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     seeds = sorted({r["seed"] for r in rows})
