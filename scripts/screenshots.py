@@ -73,20 +73,35 @@ def mlflow_pictures(page, url: str, client, rows: list[dict]) -> list[Path]:
     shots.append(_shot(page, "mlflow-chart.png"))
     query = urllib.parse.urlencode({"runs": json.dumps([fresh["run_id"], reverse["run_id"]]),
                                     "experiments": json.dumps([exp, exp_reverse])})
-    page.goto(f"{url}/#/compare-runs?{query}")
+    page.goto(f"{url}/#/compare-runs?{query}&{UI_TRAINING_VIEW}")
     _settle(page)
-    shots.append(_shot(page, "mlflow-compare.png", full=True))
+    _scroll_to(page, "Metrics")
+    shots.append(_shot(page, "mlflow-compare.png"))
     model = fresh["config"]["registry"]["model_name"]
-    page.goto(f"{url}/#/models/{model}")
+    page.goto(f"{url}/#/models/{model}?{UI_TRAINING_VIEW}")
     _settle(page)
+    _scroll_to(page, "Versions")
     shots.append(_shot(page, "mlflow-model.png"))
     return shots
 
 
 def prefect_pictures(page, url: str, flow_run_id: str) -> list[Path]:
+    """The flow-run graph of the cached re-run above its task runs (data and source model: Cached)."""
     page.goto(f"{url}/runs/flow-run/{flow_run_id}")
     _settle(page, 4000)
+    page.get_by_text("Task Runs", exact=True).first.click()
+    page.wait_for_timeout(2000)
+    page.get_by_placeholder("Search by run name").fill("pre")  # preflight, prepare_data, pretrain_source
+    page.wait_for_timeout(3000)
     return [_shot(page, "prefect-flow-run.png")]
+
+
+def _scroll_to(page, heading: str) -> None:
+    """Bring the first element whose whole text is ``heading`` to the top of the viewport."""
+    target = page.get_by_text(heading, exact=True).first
+    if target.count():
+        target.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(800)
 
 
 def _shot(page, name: str, full: bool = False) -> Path:
