@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/flow_results.py --work /tmp/flows     # run (a fresh cache and stores: ~15 min)
     .venv/bin/python benchmarks/flow_results.py --table --docs        # the README table from the result file
+    .venv/bin/python benchmarks/flow_results.py --suite label_free --work /tmp/lf   # no target labels: im, class_ami
 
 In ``--work`` (emptied first) it starts a ``prefect server`` (its database in ``WORK/prefect``, kept, so
 ``scripts/screenshots.py --work WORK`` can picture these very runs) and, from that folder, runs
@@ -29,9 +30,16 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import doctables  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results/flow.jsonl"
-RUNS = [("MNIST→USPS", "fresh cache", []),
+NO_LABELS = ["--set", "data.target.val=0"]
+SUITES = {  # suite → (result file, docs table, runs: (direction, what the run is, flags))
+    "front": (RESULTS, "flow_results", [
+        ("MNIST→USPS", "fresh cache", []),
         ("USPS→MNIST", "fresh cache", ["-c", str(ROOT / "conf/experiments/usps_to_mnist.yaml")]),
-        ("MNIST→USPS", "re-run: data, source model and study cached", [])]
+        ("MNIST→USPS", "re-run: data, source model and study cached", [])]),
+    "label_free": (ROOT / "benchmarks/results/label_free_flow.jsonl", "label_free_flow", [
+        ("MNIST→USPS", "no target labels, objective im", [*NO_LABELS, "--set", "tuning.objective=im"]),
+        ("MNIST→USPS", "no target labels, objective class_ami", [*NO_LABELS, "--set", "tuning.objective=class_ami"])]),
+}
 METRICS = ["baseline/target_acc", "test/target_acc", "test/source_acc", "test/target_ece", "shift/mmd2",
            "shift/p_value", "tuning/best_value", "tuning/n_complete", "tuning/n_pruned"]
 
@@ -113,10 +121,14 @@ def _minutes(seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, help="folder to run in (emptied first)")
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--suite", choices=list(SUITES), default="front", help="front: the README table; "
+                        "label_free: the default flow without target labels, per label-free objective")
+    parser.add_argument("--results", type=Path, help="default: the suite's result file")
     parser.add_argument("--table", action="store_true", help="only print the table of the result file")
     parser.add_argument("--docs", action="store_true", help="write the table into the page holding its markers")
     args = parser.parse_args()
+    results, table_name, runs = SUITES[args.suite]
+    args.results = args.results or results
     if not args.table:
         if args.work is None:
             parser.error("--work is required to run")
@@ -128,7 +140,7 @@ def main() -> None:
         env = {**os.environ, "PREFECT_API_URL": f"{prefect.url}/api", "TORCHTRANSFER_CACHE": str(args.work / "cache")}
         env.pop("MLFLOW_TRACKING_URI", None)
         try:
-            for label, cache, flags in RUNS:
+            for label, cache, flags in runs:
                 wall, cpu, run_id = run_flow(args.work, flags, env)
                 row = record(args.work, label, cache, (wall, cpu), run_id, os.getloadavg()[0])
                 with args.results.open("a") as f:
@@ -139,7 +151,7 @@ def main() -> None:
     text = table([json.loads(line) for line in args.results.read_text().splitlines()])
     print(text)
     if args.docs:
-        doctables.write("flow_results", text)
+        doctables.write(table_name, text)
 
 
 if __name__ == "__main__":

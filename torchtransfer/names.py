@@ -22,7 +22,7 @@ LABELLED_OBJECTIVE = "target_val_acc"
 OBJECTIVES = (LABELLED_OBJECTIVE, *VALIDATORS)  # torchtransfer.train.selection
 # tuning.objective "auto": the labelled objective when labelled target validation images exist, else this one —
 # chosen by benchmarks/validators.py: see docs/tuning.md, "Which validator to trust"
-LABEL_FREE_DEFAULT = "class_ami"
+LABEL_FREE_DEFAULT = "im"
 AUTO_OBJECTIVE = "auto"
 PRUNERS = ("median", "hyperband", "none")  # torchtransfer.tune.study
 SHIFT_TESTS = ("median", "aggregated")  # torchtransfer.shift.aggregated

@@ -93,11 +93,11 @@ def test_hash_tracks_content():
     assert a.flat()["data.source.name"] == "mnist"
 
 
-def test_auto_objective_is_the_oracle_with_target_labels_and_class_ami_without():
+def test_auto_objective_is_the_oracle_with_target_labels_and_im_without():
     from torchtransfer.config import load_experiment
 
     assert load_experiment().tuning.objective == "target_val_acc"
-    assert load_experiment(overrides=["data.target.val=0"]).tuning.objective == "class_ami"
+    assert load_experiment(overrides=["data.target.val=0"]).tuning.objective == "im"
     assert load_experiment(overrides=["data.target.val=0", "tuning.objective=bnm"]).tuning.objective == "bnm"
     with pytest.raises(ConfigError, match="registry.gate"):
         load_experiment(overrides=["data.target.test=0"])

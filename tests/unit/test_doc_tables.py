@@ -47,8 +47,14 @@ def _flow_results() -> str:
     return table(_jsonl("flow.jsonl"))
 
 
+def _label_free_flow() -> str:
+    from benchmarks.flow_results import table
+
+    return table(_jsonl("label_free_flow.jsonl"))
+
+
 TABLES = {"validators": _validators, "shift_power": _shift_power, "adaptation": _adaptation,
-          "cli_timing": _cli_timing, "flow_results": _flow_results}
+          "cli_timing": _cli_timing, "flow_results": _flow_results, "label_free_flow": _label_free_flow}
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))

@@ -67,7 +67,7 @@ class ExperimentConfig(_Strict):
     def _labels_for_the_objective(self) -> ExperimentConfig:
         if self.data.target.val == 0 and self.tuning.objective == LABELLED_OBJECTIVE:
             raise ValueError("data.target.val is 0 (no labelled target validation images) but tuning.objective "
-                             f"is {LABELLED_OBJECTIVE!r}; pick a label-free objective, e.g. tuning.objective=class_ami")
+                             f"is {LABELLED_OBJECTIVE!r}; pick a label-free objective, e.g. tuning.objective=im")
         if self.adaptation.source_free:
             reads_source = [m for m in self.search.method if has_alignment(m) or m == "none"]
             if reads_source:

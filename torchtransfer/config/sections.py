@@ -242,7 +242,7 @@ class TuningConfig(_Strict):
     objective: Objective = "target_val_acc"
     """What trials, pruning, early stopping and the best epoch maximise: `target_val_acc` (labelled target validation
     images) or a label-free validator (`im snd bnm dev class_ami source_val_acc`); `auto`: `target_val_acc`, or
-    `class_ami` when `data.target.val` is 0 (chosen by `benchmarks/validators.py`)."""
+    `im` when `data.target.val` is 0 (chosen by `benchmarks/validators.py` and the flow: docs/tuning.md)."""
     n_trials: int = Field(8, ge=1)
     """Finished trials the study should hold; a re-run continues the same study."""
     timeout: float | None = Field(None, gt=0)
