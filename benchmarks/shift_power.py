@@ -118,7 +118,7 @@ def run(args) -> dict:
     print(f"source LeNet ({args.epochs} epochs on 1,000 images) and features: {time.perf_counter() - start:.0f} s",
           flush=True)
     tags, _ = code_record(ROOT)
-    config = {k: v for k, v in vars(args).items() if k not in ("table", "docs", "readme", "results")}
+    config = {k: v for k, v in vars(args).items() if k not in ("table", "docs", "results")}
     config.update(scales=list(shift.AGGREGATED_SCALES), representation="source LeNet features (500-d)",
                   shifts=list(SHIFTS))
     rows = []

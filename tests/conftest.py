@@ -55,13 +55,18 @@ def archive_cache(tmp_path_factory) -> Path:
     return shared
 
 
-@pytest.fixture
-def cache_dir(tmp_path, archive_cache) -> Path:
-    """A fresh cache dir for one test, seeded with the already-verified USPS archive."""
-    target = tmp_path / "cache" / "archives"
+def seeded_cache(root: Path, archive_cache: Path) -> Path:
+    """``root/cache``, a fresh cache dir holding the already-verified USPS archive (no second fetch)."""
+    target = root / "cache" / "archives"
     target.mkdir(parents=True)
     shutil.copy2(archive_cache / "archives" / USPS_SDIST, target / USPS_SDIST)
     return target.parent
+
+
+@pytest.fixture
+def cache_dir(tmp_path, archive_cache) -> Path:
+    """A fresh cache dir for one test, seeded with the already-verified USPS archive."""
+    return seeded_cache(tmp_path, archive_cache)
 
 
 @pytest.fixture

@@ -7,16 +7,13 @@ champion on the same unlabelled target images, saying so in every decision; ``ma
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import CONF
+from tests.conftest import CONF, seeded_cache
 from tests.integration.test_registry import trained_models
 from torchtransfer import registry
 from torchtransfer.config import ConfigError, load_config
-from torchtransfer.data.datasets import USPS_SDIST
 from torchtransfer.registry.gate import label_free_score
 from torchtransfer_tasks.data import prepared_data
 from torchtransfer_tasks.evaluate import evaluate_model
@@ -30,8 +27,7 @@ NAME = "unlabelled-usps"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, archive_cache):
     tmp = tmp_path_factory.mktemp("gate")
-    (tmp / "cache" / "archives").mkdir(parents=True)
-    shutil.copy2(archive_cache / "archives" / USPS_SDIST, tmp / "cache" / "archives" / USPS_SDIST)
+    seeded_cache(tmp, archive_cache)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)  # ./mlruns stays in tmp
         yield tmp

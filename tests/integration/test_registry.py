@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,7 +26,7 @@ import torch
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from tests.conftest import CONF
+from tests.conftest import CONF, seeded_cache
 from torchtransfer import registry
 from torchtransfer.config import load_config
 from torchtransfer.data.datasets import USPS_SDIST, mnist
@@ -66,8 +65,7 @@ def _train(n: int, epochs: int, seed: int = 0) -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory, archive_cache):
     tmp = tmp_path_factory.mktemp("registry")
-    (tmp / "cache" / "archives").mkdir(parents=True)
-    shutil.copy2(archive_cache / "archives" / USPS_SDIST, tmp / "cache" / "archives" / USPS_SDIST)
+    seeded_cache(tmp, archive_cache)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)  # MLflow puts artifacts under ./mlruns: keep them in tmp, not in the checkout
         yield load_config(CONF / "default.yaml", CONF / "smoke.yaml", overrides=[

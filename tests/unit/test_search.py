@@ -1,5 +1,6 @@
 import optuna
 
+from tests.trials import ask_hparams
 from torchtransfer.config import FloatRange, IntRange, SearchConfig
 from torchtransfer.tune.search import HParams, suggest_hparams
 
@@ -17,14 +18,10 @@ def test_suggest_inside_the_space_with_a_real_trial():
 
 def test_the_adaptation_weight_is_conditional_on_the_method():
     space = SearchConfig(method=("none", "dan"))
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction="maximize")
     seen = {}
-    for _ in range(12):
-        trial = study.ask()
-        hp = suggest_hparams(trial, space)
+    for trial, hp in ask_hparams(space, optuna.samplers.TPESampler(seed=0), 12, value=lambda hp: hp.lr):
         seen[hp.method] = "adaptation_weight" in trial.params
         assert (hp.adaptation_weight == 0.0) == (hp.method == "none")
-        study.tell(trial, hp.lr)
     assert seen == {"none": False, "dan": True}
 
 

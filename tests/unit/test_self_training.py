@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tests.conftest import CONF
+from tests.trials import ask_hparams
 from torchtransfer import transfer_learner
 from torchtransfer.config import ConfigError, load_config
 from torchtransfer.data.augment import Affine
@@ -140,12 +141,8 @@ def test_the_alignment_weight_is_searched_only_when_an_alignment_loss_takes_part
     import optuna
 
     space = load_config(CONF / "default.yaml", overrides=["search.method=[fixmatch, dan+fixmatch, shot]"]).search
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
     seen = {}
-    for _ in range(15):
-        trial = study.ask()
-        hp = suggest_hparams(trial, space)
+    for trial, hp in ask_hparams(space, optuna.samplers.RandomSampler(seed=0), 15):
         seen[hp.method] = "adaptation_weight" in trial.params
         assert suggest_hparams(optuna.trial.FixedTrial(trial.params), space) == hp
-        study.tell(trial, 0.5)
     assert seen == {"fixmatch": False, "dan+fixmatch": True, "shot": False}
