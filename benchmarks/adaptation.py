@@ -5,11 +5,12 @@ hidden), the source model pretrained on labelled source data exactly as the flow
 then fine-tuned from it with each method; model selection (best epoch) on the small labelled target
 validation split only; the target test split is read once per run, at the end.
 
-    .venv/bin/python benchmarks/adaptation.py                       # everything (CPU: about an hour)
+    .venv/bin/python benchmarks/adaptation.py                       # everything (1 CPU thread: about 75 min)
     .venv/bin/python benchmarks/adaptation.py --methods none dann --seeds 0 --directions mnist_usps
 
-Each finished run is appended to ``--results`` (JSONL) and skipped next time, so partial runs add up; the
-table is printed from every result on file.
+Each finished run is appended to ``--results`` (JSONL, with the commit, the library's source hash and the full
+config) and skipped next time by the same library code, so partial runs add up. The table holds only the rows
+of the library hash written last: rows of older code are never mixed in (re-run them).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from torchtransfer.config import ExperimentConfig, load_config, section_hash  # 
 from torchtransfer.data.augment import Affine  # noqa: E402
 from torchtransfer.data.splits import build_pair  # noqa: E402
 from torchtransfer.models import build_model  # noqa: E402
-from torchtransfer.provenance import code_record  # noqa: E402
+from torchtransfer.provenance import code_record, library_hash  # noqa: E402
 from torchtransfer.train.adaptation import AdaptationSpec  # noqa: E402
 from torchtransfer.train.recipe import adaptation_spec  # noqa: E402
 
@@ -63,8 +64,8 @@ LABELS = {
     "cdan+fixmatch": {"method": "cdan+fixmatch", "weight": 1.0},
     "dann+fixmatch": {"method": "dann+fixmatch", "weight": 0.1},
 }
-OLD = ["none", "dan", "dann", "coral", "reweight"]
 CODE, _ = code_record(ROOT)  # {"git.commit", "git.dirty"} of the code this process imported
+LIBRARY = library_hash(ROOT)  # and the hash of its library sources
 
 
 def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.nn.Module:
@@ -111,14 +112,22 @@ def adapt(cfg: ExperimentConfig, pair, source: torch.nn.Module, label: str, seed
     tags = CODE  # taken at start: later commits in this checkout do not relabel this run's rows
     return {"acc": learner.evaluate(pair.target_test)["acc"], "val_acc": result.best_val_acc,
             "best_epoch": result.best_epoch, "seconds": seconds, "commit": tags["git.commit"],
-            "dirty": tags["git.dirty"] == "true",
+            "dirty": tags["git.dirty"] == "true", "library": LIBRARY,
             "weight": spec.weight, "entropy_weight": spec.entropy_weight, "lr": lr, "epochs": args.epochs,
             "spec": asdict(spec), "config": cfg.model_dump(mode="json"),
             "weight_decay": args.weight_decay, "threads": args.threads}
 
 
+def current(rows: list[dict]) -> list[dict]:
+    """The rows of the library hash written last (none of older code, nor rows that predate the hash)."""
+    last = rows[-1].get("library") if rows else None
+    return [r for r in rows if last is not None and r.get("library") == last]
+
+
 def table(rows: list[dict], labels: list[str]) -> str:
-    """The Markdown table of ``rows`` (mean ± std over seeds per label and direction), then the published."""
+    """The Markdown table of ``current(rows)`` (mean ± std over seeds per label and direction, mean seconds
+    per run), then the published results."""
+    rows = current(rows)
     def cell(direction: str, label: str) -> str:
         accs = [100 * r["acc"] for r in rows if r["direction"] == direction and r["method"] == label]
         if not accs:
@@ -126,24 +135,28 @@ def table(rows: list[dict], labels: list[str]) -> str:
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         return f"{statistics.mean(accs):.1f} ± {std:.1f} (n={len(accs)})"
 
-    def commits(label: str) -> str:
-        found = sorted({r["commit"][:7] if "commit" in r else "unrecorded" for r in rows if r["method"] == label})
-        return ", ".join(found) or "-"
+    def seconds(label: str) -> str:
+        secs = [r["seconds"] for r in rows if r["method"] == label]
+        return f"{statistics.mean(secs):.0f}" if secs else "-"
 
-    lines = ["| method | MNIST→USPS (%) | USPS→MNIST (%) | commit |", "| --- | --- | --- | --- |"]
-    lines += [f"| {m} (ours) | {cell('mnist_usps', m)} | {cell('usps_mnist', m)} | {commits(m)} |" for m in labels]
+    lines = ["| method | MNIST→USPS (%) | USPS→MNIST (%) | s per run |", "| --- | --- | --- | ---: |"]
+    lines += [f"| {m} (ours) | {cell('mnist_usps', m)} | {cell('usps_mnist', m)} | {seconds(m)} |" for m in labels]
     lines += [f"| {m}, published | {a} | {b} | |" for m, (a, b) in PUBLISHED.items()]
+    if rows:
+        commits = ", ".join(sorted({r["commit"][:7] + (" (dirty)" if r["dirty"] else "") for r in rows}))
+        lines += ["", f"Library {rows[-1]['library']}, commit {commits}, {rows[-1]['threads']} torch thread(s); "
+                  "`benchmarks/adaptation.py --table-only`."]
     return "\n".join(lines)
 
 
 def table_of(rows: list[dict]) -> str:
-    """The table of every method the result file holds (what the docs show)."""
-    return table(rows, [m for m in LABELS if any(r["method"] == m for r in rows)])
+    """The table of every method the current rows hold (what the docs show)."""
+    return table(rows, [m for m in LABELS if any(r["method"] == m for r in current(rows))])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=OLD, choices=list(LABELS), help="row labels (LABELS)")
+    parser.add_argument("--methods", nargs="+", default=list(LABELS), choices=list(LABELS), help="row labels (LABELS)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--directions", nargs="+", default=list(DIRECTIONS), choices=list(DIRECTIONS))
     parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs")
@@ -162,13 +175,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     done = [json.loads(line) for line in args.results.read_text().splitlines()] if args.results.exists() else []
-    for direction in [] if args.table_only else args.directions:
-        cfg = load_config(*DIRECTIONS[direction], overrides=args.set)
-        args_d = copy.copy(args)
-        args_d.lr = args.lr or cfg.search.lr.high
-        for seed in args.seeds:
-            todo = [m for m in args.methods if not any(
-                r["direction"] == direction and r["seed"] == seed and r["method"] == m for r in done)]
+    for seed in [] if args.table_only else args.seeds:  # seed by seed: a partial run covers both directions
+        for direction in args.directions:
+            cfg = load_config(*DIRECTIONS[direction], overrides=args.set)
+            args_d = copy.copy(args)
+            args_d.lr = args.lr or cfg.search.lr.high
+            todo = [m for m in args.methods if not any(r["direction"] == direction and r["seed"] == seed
+                                                       and r["method"] == m and r.get("library") == LIBRARY
+                                                       for r in done)]
             if not todo:
                 continue
             pair = build_pair(cfg.data, seed, cfg.cache_path)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import fcntl
-import hashlib
 import json
 import sys
 import time
@@ -44,7 +43,7 @@ from benchmarks.selection_table import render  # noqa: E402
 from torchtransfer.config import ExperimentConfig, load_config, section_hash  # noqa: E402
 from torchtransfer.data.splits import DomainPair, build_pair  # noqa: E402
 from torchtransfer.models import build_model  # noqa: E402
-from torchtransfer.provenance import git  # noqa: E402
+from torchtransfer.provenance import git, library_hash  # noqa: E402
 from torchtransfer.train.learner import TransferLearner  # noqa: E402
 from torchtransfer.train.recipe import FineTuning, SourceTraining, pretrain_on_source  # noqa: E402
 from torchtransfer.train.selection import Selector  # noqa: E402
@@ -59,15 +58,7 @@ METHODS = "[none,dan,dann,coral]"  # several adaptation methods in the default s
 SPACE = [f"search.method={METHODS}", "search.epochs.low=3", "search.epochs.high=8"]
 
 
-def library_hash() -> str:
-    """sha256 of the library's Python sources: rows with the same hash were produced by the same code."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "torchtransfer").rglob("*.py")):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-LIBRARY, COMMIT = library_hash(), (git("rev-parse", "HEAD") or "").strip()  # the code this process imported
+LIBRARY, COMMIT = library_hash(ROOT), (git("rev-parse", "HEAD") or "").strip()  # the code this process imported
 
 
 def source_model(cfg: ExperimentConfig, pair: DomainPair, cache: Path) -> torch.nn.Module:

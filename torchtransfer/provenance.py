@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -21,6 +22,15 @@ def git(*args: str, cwd: Path = PROJECT_ROOT) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout if out.returncode == 0 else None
+
+
+def library_hash(root: Path = PROJECT_ROOT) -> str:
+    """sha256 (12 hex digits) of the library's Python sources under ``root``/torchtransfer: benchmark rows with
+    the same hash were produced by the same library code, whatever the commit."""
+    digest = hashlib.sha256()
+    for path in sorted((root / "torchtransfer").rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def code_record(cwd: Path = PROJECT_ROOT) -> tuple[dict[str, str], str | None]:
