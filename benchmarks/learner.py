@@ -1,6 +1,7 @@
 """Speed table: ``learner.fit`` vs a bare PyTorch loop, and feature extraction with vs without the feature cache.
 
-    .venv/bin/python benchmarks/learner.py [--images 2000] [--epochs 3] [--repeats 3]
+    .venv/bin/python benchmarks/learner.py [--images 2000] [--epochs 3] [--repeats 3]  # run: results/learner.json
+    .venv/bin/python benchmarks/learner.py --table [--docs]  # print the tables from it (and write them into docs)
 
 1. Training throughput (images/s) on the same model, data (real MNIST, in memory), optimiser (SGD, momentum
    0.9), batch size and batch order: the bare loop is ``randperm`` → index → forward → cross-entropy →
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,10 +22,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from torchtransfer import models, transfer_learner
+from benchmarks import doctables  # noqa: E402
+from torchtransfer import models, transfer_learner  # noqa: E402
 from torchtransfer.data import datasets  # noqa: E402
+from torchtransfer.provenance import code_record  # noqa: E402
+
+RESULTS = ROOT / "benchmarks/results/learner.json"
 
 
 def bare_loop(model, x, y, epochs: int, batch_size: int, seed: int) -> None:
@@ -76,6 +83,41 @@ def feature_cache(backbone: str, data: datasets.Domain, epochs: int, batch_size:
     return out
 
 
+def run(args) -> dict:
+    """Both measurements for every backbone: the result file's content (commit, config, rows)."""
+    torch.set_num_threads(args.threads)
+    data = datasets.mnist().subset(torch.arange(args.images), "mnist")
+    tags, _ = code_record(ROOT)
+    config = {k: v for k, v in vars(args).items() if k not in ("table", "docs", "results")}
+    config["torch"] = torch.__version__
+    rows = []
+    for backbone in args.backbones:
+        bare, ours = throughput(backbone, data, args.epochs, args.batch_size, args.repeats)
+        (plain, plain_epoch), (cached, cached_epoch) = feature_cache(backbone, data, args.fe_epochs, args.batch_size)
+        rows.append({"backbone": backbone, "bare_img_s": bare, "learner_img_s": ours, "epoch_s": plain_epoch,
+                     "cached_epoch_s": cached_epoch, "total_s": plain, "cached_total_s": cached})
+        print(json.dumps(rows[-1]), flush=True)
+    return {"commit": tags["git.commit"], "dirty": tags["git.dirty"], "config": config, "rows": rows}
+
+
+def table(result: dict) -> str:
+    """The two Markdown tables of a result file."""
+    c = result["config"]
+    lines = [f"torch {c['torch']}, {c['threads']} thread(s), CPU; {c['images']} MNIST images 28×28, batch "
+             f"{c['batch_size']}; throughput: best of {c['repeats']} alternating runs of {c['epochs']} epochs. "
+             f"Commit {result['commit'][:7]}{' (dirty)' if result['dirty'] == 'true' else ''}.", "",
+             "| model | bare loop (img/s) | learner.fit (img/s) | bare / learner (≤ 1.10) |",
+             "| --- | --- | --- | --- |"]
+    lines += [f"| {r['backbone']} | {r['bare_img_s']:,.0f} | {r['learner_img_s']:,.0f} | "
+              f"{r['bare_img_s'] / r['learner_img_s']:.3f} |" for r in result["rows"]]
+    lines += ["", f"| model | epoch, no cache (s) | epoch, cached (s) | epoch speed-up (≥ 10×) | {c['fe_epochs']} "
+              "epochs incl. caching: no cache / cached (s) | speed-up |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['backbone']} | {r['epoch_s']:.3f} | {r['cached_epoch_s']:.4f} | "
+              f"{r['epoch_s'] / r['cached_epoch_s']:.0f}× | {r['total_s']:.2f} / {r['cached_total_s']:.2f} | "
+              f"{r['total_s'] / r['cached_total_s']:.1f}× |" for r in result["rows"]]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
@@ -85,24 +127,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backbones", nargs="+", default=["lenet", "resnet18"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--table", action="store_true", help="print the tables of --results; run nothing")
+    parser.add_argument("--docs", action="store_true", help="write the tables into the docs page that holds "
+                        "their markers (benchmarks/doctables.py)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    mnist = datasets.mnist()
-    data = mnist.subset(torch.arange(args.images), "mnist")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; {args.images} MNIST images "
-          f"28×28, batch {args.batch_size}; best of {args.repeats} alternating runs")
-    print("\n| model | bare loop (img/s) | learner.fit (img/s) | bare / learner (≤ 1.10) |")
-    print("| --- | --- | --- | --- |")
-    for backbone in args.backbones:
-        bare, ours = throughput(backbone, data, args.epochs, args.batch_size, args.repeats)
-        print(f"| {backbone} | {bare:,.0f} | {ours:,.0f} | {bare / ours:.3f} |", flush=True)
-    print(f"\n| model | epoch, no cache (s) | epoch, cached (s) | epoch speed-up (≥ 10×) | {args.fe_epochs} epochs "
-          "incl. caching: no cache / cached (s) | speed-up |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for backbone in args.backbones:
-        (plain, plain_epoch), (cached, cached_epoch) = feature_cache(backbone, data, args.fe_epochs, args.batch_size)
-        print(f"| {backbone} | {plain_epoch:.3f} | {cached_epoch:.4f} | {plain_epoch / cached_epoch:.0f}× "
-              f"| {plain:.2f} / {cached:.2f} | {plain / cached:.1f}× |", flush=True)
+    if not args.table:
+        args.results.write_text(json.dumps(run(args), indent=1) + "\n")
+    text = table(json.loads(args.results.read_text()))
+    print(text)
+    if args.docs:
+        doctables.write("learner", text)
 
 
 if __name__ == "__main__":

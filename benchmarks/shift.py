@@ -18,6 +18,10 @@ Calibration: the share of independent H0 draws (both samples from one Gaussian) 
 α = 0.05, beside the central 99 % binomial band.
 
     .venv/bin/python benchmarks/shift.py [--sizes 500 1000 2000 5000] [--dims 64 784] [--permutations 1000]
+    .venv/bin/python benchmarks/shift.py --table [--docs]   # the tables of benchmarks/results/shift_speed.json
+
+A run writes ``benchmarks/results/shift_speed.json`` (the commit, the config and every row); ``--table`` prints
+the tables from it and ``--docs`` writes them into the docs page that holds their markers.
 """
 
 from __future__ import annotations
@@ -33,8 +37,15 @@ from pathlib import Path
 import torch
 from scipy import stats
 
-from torchtransfer import shift
-from torchtransfer.shift.mmd import RNG_BLOCK  # not re-exported by torchtransfer.shift
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import doctables  # noqa: E402
+from torchtransfer import shift  # noqa: E402
+from torchtransfer.provenance import code_record  # noqa: E402
+from torchtransfer.shift.mmd import RNG_BLOCK  # noqa: E402  (not re-exported by torchtransfer.shift)
+
+RESULTS = ROOT / "benchmarks/results/shift_speed.json"
 
 RTOL = 1e-6  # relative agreement required of the three computations of the same statistics
 
@@ -161,6 +172,48 @@ def calibration(draws: int, n: int, d: int, n_perm: int, alpha: float = 0.05) ->
     return rejections, int(low), int(high)
 
 
+def run(args) -> dict:
+    """Every speed row and the H0 calibration: the result file's content (commit, config, rows)."""
+    rows = []
+    for n in args.sizes:
+        for d in args.dims:
+            rows.append(speed_row(n, d, args))
+            print(json.dumps(rows[-1]), flush=True)
+    n, d, n_perm = 50, 10, 199
+    rejected, low, high = calibration(args.draws, n, d, n_perm) if args.draws else (0, 0, 0)
+    tags, _ = code_record(ROOT)
+    config = {k: v for k, v in vars(args).items() if k not in ("table", "docs", "results", "one")}
+    config.update(torch=torch.__version__, threads=torch.get_num_threads())
+    return {"commit": tags["git.commit"], "dirty": tags["git.dirty"], "config": config, "rows": rows,
+            "calibration": {"n": n, "d": d, "B": n_perm, "draws": args.draws, "rejected": rejected,
+                            "band": [low, high]}}
+
+
+def table(result: dict) -> str:
+    """The speed table and the calibration table of a result file."""
+    c = result["config"]
+    lines = [f"torch {c['torch']}, {c['threads']} threads, float64. Commit {result['commit'][:7]}"
+             f"{' (dirty)' if result['dirty'] == 'true' else ''}.", "",
+             "| n = m | d | B | permutation_test s | its CPU s | peak MiB | Python loop s (timed perms) | its CPU s "
+             "| loop peak MiB | speed-up (wall) | speed-up (CPU) | quadratic-form loop s | its CPU s | speed-up vs it "
+             "| max rel. diff | max diff / max stat |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['n']} | {r['d']} | {r['B']} | {r['t_vec']:.2f} | {r['cpu_vec']:.2f} | {r['mem_vec']:.0f} | "
+              f"{r['t_loop']:.1f} ({r['loop_timed']}) | {r['cpu_loop']:.1f} | {r['mem_loop']:.0f} | "
+              f"{r['speedup']:.0f}× | {r['cpu_loop'] / r['cpu_vec']:.0f}× | {r['t_quad']:.2f} | "
+              f"{r['cpu_quad']:.2f} | {r['speedup_quad']:.1f}× | {r['max_rel']:.1e} | {r['scale_rel']:.1e} |"
+              for r in result["rows"]]
+    cal = result["calibration"]
+    if cal["draws"]:
+        low, high = cal["band"]
+        lines += ["", f"H0 calibration: n = m = {cal['n']}, d = {cal['d']}, B = {cal['B']}, {cal['draws']} "
+                  "independent draws, α = 0.05", "",
+                  "| rejections | false-positive rate | 99 % binomial band (count) | inside |", "|---:|---:|---:|:---|",
+                  f"| {cal['rejected']} | {cal['rejected'] / cal['draws']:.4f} | [{low}, {high}] | "
+                  f"{low <= cal['rejected'] <= high} |"]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 5000])
@@ -170,32 +223,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of this many timings of permutation_test")
     parser.add_argument("--draws", type=int, default=2000, help="H0 draws for the calibration table")
     parser.add_argument("--one", nargs=3, metavar=("KIND", "N", "D"), help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--table", action="store_true", help="print the tables of --results; run nothing")
+    parser.add_argument("--docs", action="store_true", help="write the tables into the docs page that holds "
+                        "their markers (benchmarks/doctables.py)")
     args = parser.parse_args()
     if args.one:
         kind, n, d = args.one[0], int(args.one[1]), int(args.one[2])
         print(json.dumps(one(kind, n, d, args.permutations, args.loop_perms, args.repeat)))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64\n")
-    print("| n = m | d | B | permutation_test s | its CPU s | peak MiB | Python loop s (timed perms) | its CPU s "
-          "| loop peak MiB | speed-up (wall) | speed-up (CPU) | quadratic-form loop s | its CPU s | speed-up vs it "
-          "| max rel. diff | max diff / max stat |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n in args.sizes:
-        for d in args.dims:
-            r = speed_row(n, d, args)
-            print(f"| {r['n']} | {r['d']} | {r['B']} | {r['t_vec']:.2f} | {r['cpu_vec']:.2f} | {r['mem_vec']:.0f} | "
-                  f"{r['t_loop']:.1f} ({r['loop_timed']}) | {r['cpu_loop']:.1f} | {r['mem_loop']:.0f} | "
-                  f"{r['speedup']:.0f}× | {r['cpu_loop'] / r['cpu_vec']:.0f}× | {r['t_quad']:.2f} | "
-                  f"{r['cpu_quad']:.2f} | {r['speedup_quad']:.1f}× | "
-                  f"{r['max_rel']:.1e} | {r['scale_rel']:.1e} |", flush=True)
-    if not args.draws:
-        return
-    n, d, n_perm = 50, 10, 199
-    rejected, low, high = calibration(args.draws, n, d, n_perm)
-    print(f"\nH0 calibration: n = m = {n}, d = {d}, B = {n_perm}, {args.draws} independent draws, α = 0.05")
-    print("| rejections | false-positive rate | 99 % binomial band (count) | inside |")
-    print("|---:|---:|---:|:---|")
-    print(f"| {rejected} | {rejected / args.draws:.4f} | [{low}, {high}] | {low <= rejected <= high} |")
+    if not args.table:
+        args.results.write_text(json.dumps(run(args), indent=1) + "\n")
+    text = table(json.loads(args.results.read_text()))
+    print(text)
+    if args.docs:
+        doctables.write("shift_speed", text)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,18 @@ def _shift_power() -> str:
     return table(json.loads((RESULTS / "shift_power.json").read_text()))
 
 
+def _shift_speed() -> str:
+    from benchmarks.shift import table
+
+    return table(json.loads((RESULTS / "shift_speed.json").read_text()))
+
+
+def _learner() -> str:
+    from benchmarks.learner import table
+
+    return table(json.loads((RESULTS / "learner.json").read_text()))
+
+
 def _adaptation() -> str:
     from benchmarks.adaptation import table_of
 
@@ -53,8 +65,9 @@ def _label_free_flow() -> str:
     return table(_jsonl("label_free_flow.jsonl"))
 
 
-TABLES = {"validators": _validators, "shift_power": _shift_power, "adaptation": _adaptation,
-          "cli_timing": _cli_timing, "flow_results": _flow_results, "label_free_flow": _label_free_flow}
+TABLES = {"validators": _validators, "shift_power": _shift_power, "shift_speed": _shift_speed, "learner": _learner,
+          "adaptation": _adaptation, "cli_timing": _cli_timing, "flow_results": _flow_results,
+          "label_free_flow": _label_free_flow}
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
