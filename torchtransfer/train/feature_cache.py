@@ -3,10 +3,17 @@ then every epoch trains only the head on the cached features (N, d), so an epoch
 
 Exact for ``feature_extraction`` without augmentation or adaptation: the trunk is frozen and in eval mode,
 so its features are the same at every epoch.
+
+Across fits (the trials of a study, which all start from the same source model), the features of an in-memory
+``Domain`` are kept, keyed by a sha256 of the trunk's weights and buffers (the head excluded) and of the
+images and labels: a feature-extraction trial on the same trunk and data trains only the head. The last
+``MEMO_ENTRIES`` keys are kept, on the CPU.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterator
 
 import torch
@@ -14,21 +21,53 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchtransfer.data import batches
+from torchtransfer.data.datasets import Domain
 from torchtransfer.evaluation import classification_metrics
 from torchtransfer.train import strategies
 from torchtransfer.train.features import trunk_features
 from torchtransfer.train.optim import OptimConfig, make_optimizer, make_scheduler
 from torchtransfer.train.results import EpochStats
 
+MEMO_ENTRIES = 4
+_MEMO: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+
+def _bytes(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def trunk_key(model: nn.Module, data: batches.Data) -> str | None:
+    """sha256 of the trunk's state (every entry but ``head.*``) and of ``data``'s images and labels; None
+    unless ``data`` is an in-memory ``Domain`` (a dataset would have to be read to be hashed)."""
+    if not isinstance(data, Domain):
+        return None
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        if not name.startswith("head."):
+            digest.update(name.encode() + b"\0" + str(value.dtype).encode() + _bytes(value))
+    digest.update(_bytes(data.x) + _bytes(data.y))
+    return digest.hexdigest()
+
 
 def cached_features(model: nn.Module, data: batches.Data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N, d) on ``device``, labels (N,)) for the labelled images of ``data``."""
+    """(features (N, d) on ``device``, labels (N,)) for the labelled images of ``data``; computed once per
+    trunk and data (``trunk_key``)."""
+    key = trunk_key(model, data)
+    if key is not None and key in _MEMO:
+        _MEMO.move_to_end(key)
+        feats, labels = _MEMO[key]
+        return feats.to(device), labels.to(device)
     feats, labels = [], []
     for x, y in batches.in_order(data, 512):
         keep = y >= 0
         feats.append(trunk_features(model, [(x[keep], y[keep])], device))
         labels.append(y[keep])
-    return torch.cat(feats).to(device), torch.cat(labels).to(device)
+    feats, labels = torch.cat(feats), torch.cat(labels)
+    if key is not None:
+        _MEMO[key] = (feats, labels)
+        while len(_MEMO) > MEMO_ENTRIES:
+            _MEMO.popitem(last=False)
+    return feats.to(device), labels.to(device)
 
 
 def fit_head_on_cache(model: nn.Module, cfg: OptimConfig, device: torch.device, data: batches.Data,
