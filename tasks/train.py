@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +50,12 @@ def training_code_hash() -> str:
 
 
 def source_key(source: SourceTraining, fingerprint: str) -> str:
-    """Content key of the source model: what it is trained from and how, the library version and code."""
+    """Content key of the source model: what it is trained from (the data, the weights file's content) and
+    how, the library version and code."""
+    weights = source.model.weights
+    digest = hashlib.sha256(Path(weights).expanduser().read_bytes()).hexdigest() if weights else None
     return section_hash(source.model, source.plan().__repr__(), fingerprint, torchtransfer.__version__,
-                        training_code_hash())[:32]
+                        training_code_hash(), digest)[:32]
 
 
 def _source_path(source: SourceTraining, fingerprint: str, cache: Path) -> Path:

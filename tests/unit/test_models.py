@@ -57,3 +57,32 @@ def test_efficientnet_lite0_loads_the_packaged_imagenet_weights():
 def test_from_registry_rejects_a_non_registry_uri():
     with pytest.raises(ValueError, match="models:/NAME@ALIAS"):
         registry.from_registry("/tmp/model.pt")
+
+
+def test_model_weights_file_from_the_config_reaches_the_source_model(tmp_path):
+    """`model.weights` names a state dict; the recipe's source model starts from it (its frozen trunk equal to
+    the file after one epoch of feature extraction); a missing file, lenet, or weights without `pretrained`
+    are config errors."""
+    from tests.conftest import CONF
+    from torchtransfer.config import ConfigError, load_config
+    from torchtransfer.data.datasets import Domain, mnist
+    from torchtransfer.data.splits import DomainPair
+    from torchtransfer.train.recipe import SourceTraining, pretrain_on_source
+
+    net = torchvision.models.resnet18(weights=None)  # torchvision's format, as a user downloads it
+    path = tmp_path / "my-resnet18.pth"
+    torch.save(net.state_dict(), path)
+    base = ["model.backbone=resnet18", "model.pretrained=true"]
+    cfg = load_config(CONF / "default.yaml", overrides=[*base, f"model.weights={path}", "pretrain.epochs=1"])
+    digits = mnist()
+    part = Domain("mnist", digits.x[:32], digits.y[:32])
+    pair = DomainPair(part, part, part, part, part, part, "fp")
+    model, _ = pretrain_on_source(SourceTraining(cfg.model, cfg.pretrain, 0), pair)
+    assert cfg.pretrain.strategy == "auto"  # → feature_extraction with pretrained weights: the trunk stays frozen
+    assert torch.equal(model.blocks()[0][0].weight, net.conv1.weight)
+    for overrides, message in [([*base, f"model.weights={tmp_path / 'absent.pth'}"], "weights: no file at"),
+                               (["model.pretrained=false", "model.backbone=resnet18", f"model.weights={path}"],
+                                "model.pretrained is false"),
+                               ([f"model.weights={path}"], "lenet has no pretrained weights")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(CONF / "default.yaml", overrides=overrides)

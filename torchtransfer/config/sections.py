@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -83,7 +84,10 @@ class ModelConfig(_Strict):
     backbone: Backbone = "lenet"
     """`lenet` (trained on the source first), `resnet18/34/50`, `efficientnet_lite0`."""
     pretrained: bool = False
-    """ImageNet weights (resnets: the torch hub cache or a weights file; efficientnet_lite0: its package, offline)."""
+    """ImageNet weights (resnets: the torch hub cache or `model.weights`; efficientnet_lite0: its package, offline)."""
+    weights: str | None = None
+    """A file of pretrained weights to start from (a state dict: torchvision's ResNet file, or an EfficientNet-Lite0
+    one in place of the packaged weights); needs `model.pretrained: true`. null: the default source above."""
     num_classes: int | None = Field(None, ge=2)
     """Output classes; null: from the data (10 for the digit sets, else the source's class sub-folders)."""
     image_size: int | None = Field(None, ge=8)
@@ -101,6 +105,16 @@ class ModelConfig(_Strict):
         if self.backbone == "lenet" and self.image_size != INPUT_SIZES["lenet"]:
             raise ValueError(f"image_size {self.image_size}: lenet takes {INPUT_SIZES['lenet']}×"
                              f"{INPUT_SIZES['lenet']} images (leave model.image_size unset)")
+        if self.weights is not None:
+            if self.backbone == "lenet":
+                raise ValueError("weights: lenet has no pretrained weights (it is trained on the source); "
+                                 "pick a resnet or efficientnet_lite0 backbone, or remove model.weights")
+            if not self.pretrained:
+                raise ValueError(f"weights {self.weights!r} is set but model.pretrained is false; "
+                                 "set model.pretrained=true to start from it")
+            if not Path(self.weights).expanduser().is_file():
+                raise ValueError(f"weights: no file at {self.weights!r}; expected a state dict (.pt / .pth) of "
+                                 f"{self.backbone}")
         return self
 
     @property

@@ -87,13 +87,16 @@ HAS_PRETRAINED_WEIGHTS = {"lenet": False, "resnet18": True, "resnet34": True, "r
                           "efficientnet_lite0": True}
 
 
-def build_model(backbone: str, num_classes: int, seed: int, pretrained: bool = False) -> nn.Module:
-    """A backbone (ImageNet weights when ``pretrained``) with a fresh head; ``seed`` fixes the new weights."""
+def build_model(backbone: str, num_classes: int, seed: int, pretrained: bool = False,
+                weights: str | Path | None = None) -> nn.Module:
+    """A backbone (ImageNet weights when ``pretrained``, from the file ``weights`` when given) with a fresh
+    head; ``seed`` fixes the new weights."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; expected one of {sorted(BACKBONES)}")
+    extra = {} if weights is None else {"weights": weights}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return BACKBONES[backbone](num_classes=num_classes, pretrained=pretrained)
+        return BACKBONES[backbone](num_classes=num_classes, pretrained=pretrained, **extra)
 
 
 def save_weights(model: nn.Module, path: Path) -> str:

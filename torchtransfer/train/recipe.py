@@ -118,7 +118,8 @@ def pretrain_on_source(source: SourceTraining, pair: DomainPair) -> tuple[nn.Mod
     """The source model: the configured backbone trained by ``source.plan()`` on labelled source data, the
     best epoch by source validation accuracy restored."""
     model, plan = source.model, source.plan()
-    network = build_model(model.backbone, model.num_classes, plan.seed, pretrained=model.pretrained)
+    network = build_model(model.backbone, model.num_classes, plan.seed, pretrained=model.pretrained,
+                          weights=model.weights)
     learner = TransferLearner(network, plan.optim, device=plan.device)
     result = learner.fit(pair.source_train, plan=plan, val_data=pair.source_val)
     return learner.model.cpu(), result
