@@ -148,11 +148,36 @@ def read_images(path: Path, channels: int | None = None, size: int | None = None
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_dir() and channels and size:
-        files = sorted(f for f, _ in folders.list_folder(path))
-        batch = np.stack([images.load_image(f, channels, size, max_pixels=max_pixels) for f in files])
-        return [f.relative_to(path).as_posix() for f in files], batch
+        names, batch, _ = read_model_inputs(path, channels, size, max_pixels, on_bad="error")
+        return names, batch
     if path.is_dir():
         files, batch = images.read_folder(path, "L")
         return [f.name for f in files], batch  # (N, H, W) uint8
     array, _ = images.read_arrays(path)
     return [str(i) for i in range(len(array))], array
+
+
+def read_model_inputs(folder: Path, channels: int, size: int, max_pixels: int = images.MAX_PIXELS,
+                      on_bad: str = "skip") -> tuple[list[str], np.ndarray, list[str]]:
+    """Names (relative to ``folder``, sorted), a uint8 batch (N, channels, size, size) and the skipped names:
+    ``folder`` read as a domain folder is. An undecodable or truncated image is skipped and named in the third
+    element (``on_bad="skip"``, as ``data.on_bad_image``) or refused (``"error"``: ``ImageError`` naming it); an
+    image over ``max_pixels`` is always refused; no readable image at all is a ``ValueError``."""
+    if on_bad not in ("skip", "error"):
+        raise ValueError(f"on_bad must be 'skip' or 'error', got {on_bad!r}")
+    names, arrays, skipped = [], [], []
+    for f, _ in sorted(folders.list_folder(folder)):
+        name = f.relative_to(folder).as_posix()
+        try:
+            arrays.append(images.load_image(f, channels, size, max_pixels=max_pixels))
+        except images.TooLarge:
+            raise
+        except images.ImageError:
+            if on_bad == "error":
+                raise
+            skipped.append(name)
+            continue
+        names.append(name)
+    if not arrays:
+        raise ValueError(f"{folder}: none of its {len(skipped)} image(s) could be read")
+    return names, np.stack(arrays), skipped
