@@ -188,7 +188,9 @@ def predict(model_uri: Annotated[str, typer.Argument(help="e.g. models:/NAME@cha
     skipped: list[str] = []
     try:
         if shape:
-            names, images, skipped = read_model_inputs(input_path, *shape, on_bad=on_bad_image)
+            channels, size, resize = shape
+            names, images, skipped = read_model_inputs(input_path, channels, size, on_bad=on_bad_image,
+                                                       resize=resize)
         else:
             names, images = read_images(input_path)
     except ImageError as exc:

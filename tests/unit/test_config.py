@@ -118,3 +118,10 @@ def test_shipped_experiments_pretrained_and_folders_resolve_as_their_comments_sa
     both = load_config(CONF / "default.yaml", exp / "pretrained_digits.yaml", exp / "folders.yaml")
     assert (both.model.backbone, both.data.source.folder, both.experiment) == ("efficientnet_lite0", "data/source",
                                                                             "my-folders")
+
+
+def test_data_resize_defaults_to_stretch_and_names_the_key_when_wrong():
+    assert load_config(CONF / "default.yaml").data.resize == "stretch"
+    assert load_config(CONF / "default.yaml", overrides=["data.resize=center_crop"]).data.resize == "center_crop"
+    with pytest.raises(ConfigError, match="data.resize"):
+        load_config(CONF / "default.yaml", overrides=["data.resize=fill"])
