@@ -161,27 +161,47 @@ def predict(model_uri: Annotated[str, typer.Argument(help="e.g. models:/NAME@cha
             input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Image folder, .npy or .npz.")],
             output: Annotated[Path, typer.Option("--output", "-o", help="Predictions CSV.")] = Path(
                 "predictions.csv"),
-            tracking_uri: TrackingUri = None) -> None:
+            tracking_uri: TrackingUri = None,
+            on_bad_image: Annotated[str, typer.Option(
+                "--on-bad-image", help="An undecodable or truncated image in a folder: skip (named and counted) "
+                                       "| error (refuse the folder, exit 2), as data.on_bad_image.")] = "skip") -> None:
     """Predict the images in INPUT with a registered model; write ``name,label,class,prob_*`` rows to a CSV.
 
     A folder is read as a domain folder is (loose images and class sub-folders, any size and mode), each image
-    brought to the model's input by the code that prepared its training images. One row per image.
+    brought to the model's input by the code that prepared its training images. One row per readable image;
+    an unreadable one is skipped and counted (``--on-bad-image error`` refuses the folder instead).
 
     Example: torchtransfer predict models:/torchtransfer-mnist-usps@champion digits/ -o preds.csv
     """
+    if on_bad_image not in ("skip", "error"):
+        raise _fail(f"--on-bad-image {on_bad_image!r}: expected skip or error", 2)
     from torchtransfer import registry
+    from torchtransfer.data.images import ImageError
     from torchtransfer.data.manifest import DataError
-    from torchtransfer.registry.serving import read_images
+    from torchtransfer.registry.serving import read_images, read_model_inputs
 
     uri = _uri(tracking_uri)
     try:
         shape = registry.input_shape(uri, model_uri) if input_path.is_dir() else None
     except Exception as exc:
         raise _fail(f"{model_uri}: {type(exc).__name__}: {exc}", 1) from None
+    skipped: list[str] = []
     try:
-        names, images = read_images(input_path, *(shape or (None, None)))
+        if shape:
+            channels, size, resize = shape
+            names, images, skipped = read_model_inputs(input_path, channels, size, on_bad=on_bad_image,
+                                                       resize=resize)
+        else:
+            names, images = read_images(input_path)
+    except ImageError as exc:
+        hint = " (--on-bad-image skip would skip it)" if on_bad_image == "error" else ""
+        raise _fail(f"{exc}{hint}", 2) from None
     except (ValueError, FileNotFoundError, DataError) as exc:
         raise _fail(str(exc), 2) from None
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        console.print(f"{input_path}: skipped {len(skipped)} unreadable image(s): {shown} "
+                      "(--on-bad-image error refuses them)", highlight=False)
     try:
         table = registry.predict_uri(uri, model_uri, images)
     except ValueError as exc:

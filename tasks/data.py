@@ -33,6 +33,7 @@ class DataRef:
     domains: dict[str, str]
     classes: tuple[str, ...] = checks.BUILTIN_CLASSES
     skipped: dict[str, int] = field(default_factory=dict)
+    resize: str = "stretch"  # data.resize: how non-square images were brought to the square
 
     def load(self) -> DomainPair:
         return DomainPair.load(Path(self.path))
@@ -86,7 +87,7 @@ def prepare_data(cfg: DataConfig, seed: int, cache: Path, scan: DataScan | None 
                           pair.fingerprint[:12], sizes)
     skipped = {side: len(inv.skipped) for side, inv in (("source", scan.source), ("target", scan.target)) if inv}
     return DataRef(str(path), pair.fingerprint, sizes, {name: getattr(pair, name).name for name in sizes},
-                   pair.classes, skipped)
+                   pair.classes, skipped, cfg.resize)
 
 
 @task(cache_policy=NO_CACHE, **IO_RETRIES)

@@ -54,7 +54,7 @@ def register_model(model: ModelRef, metrics: dict[str, float], data: DataRef, cf
 
     def log_model() -> str:
         servable = servable_for(model.load(), model.backbone, model.num_classes, tuple(examples.x.shape[1:]),
-                                data.classes)
+                                data.classes, resize=data.resize)
         x = examples.x[:2, 0] if examples.x.shape[1] == 1 else examples.x[:2]  # (2, H, W) or (2, 3, H, W)
         example = (x.numpy() * 255).round().astype("uint8")  # uint8, as users send
         return registry.log_servable(run.tracking_uri, run.run_id, servable, example)

@@ -1,5 +1,6 @@
 """Your data through the whole flow: real MNIST and USPS images written to disk as PNG and JPEG files, the
-CLI's ``run`` on them (an experiment file holding only the folders and sizes), then ``predict`` on the folder."""
+CLI's ``run`` on them with the shipped folder experiment (conf/experiments/folders.yaml: ``data/source`` and
+``data/target`` under the folder it runs in, as docs/data.md shows), then ``predict`` on the folder."""
 
 from __future__ import annotations
 
@@ -19,18 +20,18 @@ DIGITS = [str(i) for i in range(10)]
 
 
 @pytest.fixture
-def folders(tmp_path, archive_cache):
+def folders(tmp_path, archive_cache, monkeypatch):
     """Source: 300 MNIST PNGs (28×28 grayscale) in class folders. Target: 300 USPS digits as 32×32 RGB JPEGs
-    (yellow on blue), 250 loose (unlabelled) and 5 per class labelled in class folders."""
-    source, target = tmp_path / "mnist", tmp_path / "usps"
+    (yellow on blue), 250 loose (unlabelled) and 5 per class labelled in class folders; the working directory
+    is the folder holding ``data/``."""
+    source, target = tmp_path / "data" / "source", tmp_path / "data" / "target"
     write_labelled(source, datasets.mnist(), 30, ".png")
     usps = datasets.usps(archive_cache)
     write_loose(target, usps, 25, ".jpg", size=32, rgb=True)
     write_labelled(target, usps, 5, ".jpg", size=32, rgb=True, skip=25)
-    mine = tmp_path / "mine.yaml"
-    mine.write_text(f"data:\n  source: {{folder: {source}, train: 0.7, val: 0.15, test: 0.15}}\n"
-                    f"  target: {{folder: {target}, train: 1.0, val: 20, test: 30}}\n")
-    return source, target, mine
+    (target / "broken.jpg").write_bytes(b"\xff\xd8\xff not a whole JPEG")  # skipped by training and predict
+    monkeypatch.chdir(tmp_path)
+    return source, target, CONF / "experiments" / "folders.yaml"
 
 
 def test_image_folders_run_through_the_flow_and_predict_names_every_image(folders, tmp_path, cache_dir):
@@ -44,21 +45,21 @@ def test_image_folders_run_through_the_flow_and_predict_names_every_image(folder
     assert result.exit_code == 0, result.output
 
     client = MlflowClient(uri)
-    [run] = client.search_runs([client.get_experiment_by_name("smoke").experiment_id],
+    [run] = client.search_runs([client.get_experiment_by_name("my-folders").experiment_id],
                                "attributes.status = 'FINISHED' and tags.`mlflow.parentRunId` IS NULL")
     params, metrics = run.data.params, run.data.metrics
-    assert params["data.source.folder"] == str(source) and params["data.target.folder"] == str(target)
+    assert params["data.source.folder"] == "data/source" and params["data.target.folder"] == "data/target"
     assert params["data.source.name"] == "None" and params["model.num_classes"] == "10"  # derived from folders
     assert {k: params[f"data.n_{k}"] for k in ("source_train", "source_val", "source_test", "target_train",
                                                "target_val", "target_test")} == {
         "source_train": "210", "source_val": "45", "source_test": "45",
         "target_train": "250", "target_val": "20", "target_test": "30"}
-    assert params["data.classes"] == ",".join(DIGITS)
+    assert params["data.classes"] == ",".join(DIGITS) and params["data.target.n_skipped"] == "1"
     assert 0.0 <= metrics["test/target_acc"] <= 1.0 and metrics["shift/mmd2"] > 0
     inputs = {d.dataset.name: d.dataset.source for d in run.inputs.dataset_inputs}
-    assert inputs["target_train"] == f"torchtransfer:{target}"
+    assert inputs["target_train"] == "torchtransfer:data/target"
 
-    model_uri = "models:/torchtransfer-smoke@champion"
+    model_uri = "models:/torchtransfer-my-folders@champion"
     with tracking(uri):
         meta = get_model_info(model_uri).metadata
     assert (meta["input_size"], meta["in_channels"], meta["class_names"]) == (28, 1, DIGITS)
@@ -66,8 +67,9 @@ def test_image_folders_run_through_the_flow_and_predict_names_every_image(folder
     out = tmp_path / "preds.csv"
     result = runner.invoke(app, ["predict", model_uri, str(target), "-o", str(out), "--tracking-uri", uri])
     assert result.exit_code == 0, result.output
+    assert "skipped 1 unreadable image(s): broken.jpg" in result.output
     table = pd.read_csv(out, dtype={"class": str})
-    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*.jpg"))
+    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*.jpg") if p.name != "broken.jpg")
     assert len(table) == len(files) == 300 and sorted(table["name"]) == files  # one row per image
     assert set(table["class"]) <= set(DIGITS) and [c for c in table if c.startswith("prob_")] == [
         f"prob_{d}" for d in DIGITS]

@@ -102,3 +102,26 @@ def test_auto_objective_is_the_oracle_with_target_labels_and_im_without():
     with pytest.raises(ConfigError, match="registry.gate"):
         load_experiment(overrides=["data.target.test=0"])
     assert load_experiment(overrides=["data.target.test=0", "registry.gate=manual"]).registry.gate == "manual"
+
+
+def test_shipped_experiments_pretrained_and_folders_resolve_as_their_comments_say():
+    from torchtransfer.train.recipe import pretrain_strategy
+
+    exp = CONF / "experiments"
+    cfg = load_config(CONF / "default.yaml", exp / "pretrained_digits.yaml")
+    assert (cfg.model.backbone, cfg.model.pretrained, cfg.model.input_shape) == ("efficientnet_lite0", True, (3, 32))
+    assert pretrain_strategy(cfg.model, cfg.pretrain) == "feature_extraction" and not cfg.pretrain.augment
+    assert (cfg.data.source.name, cfg.data.target.name) == ("mnist", "usps")  # no data keys: it stacks
+    folders = load_config(CONF / "default.yaml", exp / "folders.yaml")
+    assert (folders.data.source.folder, folders.data.target.folder) == ("data/source", "data/target")
+    assert folders.data.source.name is None and folders.registry.model_name == "torchtransfer-my-folders"
+    both = load_config(CONF / "default.yaml", exp / "pretrained_digits.yaml", exp / "folders.yaml")
+    assert (both.model.backbone, both.data.source.folder, both.experiment) == ("efficientnet_lite0", "data/source",
+                                                                            "my-folders")
+
+
+def test_data_resize_defaults_to_stretch_and_names_the_key_when_wrong():
+    assert load_config(CONF / "default.yaml").data.resize == "stretch"
+    assert load_config(CONF / "default.yaml", overrides=["data.resize=center_crop"]).data.resize == "center_crop"
+    with pytest.raises(ConfigError, match="data.resize"):
+        load_config(CONF / "default.yaml", overrides=["data.resize=fill"])

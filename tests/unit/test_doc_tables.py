@@ -65,9 +65,21 @@ def _label_free_flow() -> str:
     return table(_jsonl("label_free_flow.jsonl"))
 
 
+def _pretrained() -> str:
+    from benchmarks.pretrained import table
+
+    return table(_jsonl("pretrained.jsonl"))
+
+
+def _pretrained_shots() -> str:
+    from benchmarks.pretrained import shots_table
+
+    return shots_table(_jsonl("pretrained.jsonl"))
+
+
 TABLES = {"validators": _validators, "shift_power": _shift_power, "shift_speed": _shift_speed, "learner": _learner,
           "adaptation": _adaptation, "cli_timing": _cli_timing, "flow_results": _flow_results,
-          "label_free_flow": _label_free_flow}
+          "label_free_flow": _label_free_flow, "pretrained": _pretrained, "pretrained_shots": _pretrained_shots}
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))

@@ -14,7 +14,7 @@ from torchtransfer.data import datasets
 from torchtransfer.data.folders import scan, to_domain
 from torchtransfer.data.images import ImageError, TooLarge, conform, decode
 from torchtransfer.models import build_model
-from torchtransfer.registry.serving import ServableModel, read_images
+from torchtransfer.registry.serving import ServableModel, read_images, read_model_inputs
 
 
 def _png(image: Image.Image, fmt: str = "PNG") -> bytes:
@@ -75,3 +75,32 @@ def test_training_and_the_served_model_see_the_same_pixels(tmp_path):
     by_path = {e.path: i for i, e in enumerate(inventory.entries)}
     order = [by_path[str(folder / n)] for n in names]
     assert torch.equal(served, domain.x[order])
+
+
+def test_resize_center_crop_keeps_the_aspect_ratio_and_training_and_serving_agree(tmp_path):
+    """A wide image (8×16: a bright centred 8×8 square between dark borders): ``stretch`` squeezes the borders
+    in, ``center_crop`` keeps the square alone; the folder reader, ``predict``'s reader and the servable model
+    (its spec round trip included) all apply the chosen mode."""
+    wide = torch.zeros(1, 1, 8, 16)
+    wide[..., 4:12] = 1.0  # (1, 1, 8, 16)
+    assert torch.equal(conform(wide, 1, 8, "center_crop"), torch.ones(1, 1, 8, 8))
+    stretched = conform(wide, 1, 8)
+    assert stretched[..., 0].max() < 0.5 and torch.equal(stretched, conform(wide, 1, 8, "stretch"))
+    with pytest.raises(ValueError, match="resize must be one of"):
+        conform(wide, 1, 8, "fill")
+
+    folder = tmp_path / "f"
+    (folder / "3").mkdir(parents=True)
+    Image.fromarray((wide[0, 0].numpy() * 255).astype(np.uint8)).save(folder / "3" / "a.png")
+    pixels = {}
+    for mode in ("stretch", "center_crop"):
+        inventory = scan(folder, "folder", tmp_path / "cache", 1, 8, resize=mode)
+        pixels[mode] = to_domain(inventory, ("3",), tmp_path / "cache", 1, 8, resize=mode).x  # (1, 1, 8, 8)
+        _, batch, _ = read_model_inputs(folder, 1, 8, resize=mode)
+        assert torch.equal(torch.from_numpy(batch).float() / 255.0, pixels[mode])
+    assert torch.equal(pixels["center_crop"], torch.ones(1, 1, 8, 8)) and not torch.equal(*pixels.values())
+
+    served = ServableModel(build_model("lenet", 10, 0), "lenet", 10, input_size=8, resize="center_crop")
+    again = ServableModel.from_spec(served.spec())
+    raw = (wide[0].numpy() * 255).astype(np.uint8)  # (1, 8, 16) uint8, as a user sends it
+    assert again.resize == "center_crop" and torch.equal(again.preprocess(raw), torch.ones(1, 1, 8, 8))

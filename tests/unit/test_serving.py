@@ -5,8 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from torchtransfer.data.images import ImageError
 from torchtransfer.models import build_model
-from torchtransfer.registry.serving import ServableModel, as_unit_float, read_images, servable_for
+from torchtransfer.registry.serving import ServableModel, as_unit_float, read_images, read_model_inputs, servable_for
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +77,25 @@ def test_read_images_from_folder_npy_npz(tmp_path, raw):
         read_images(folder / "notes.txt")
     with pytest.raises(FileNotFoundError, match="no such file"):
         read_images(tmp_path / "missing.npy")
+
+
+def test_a_bad_image_in_a_prediction_folder_is_skipped_and_named_or_refused(tmp_path, raw):
+    folder = tmp_path / "imgs"
+    (folder / "7").mkdir(parents=True)
+    Image.fromarray(raw[0]).save(folder / "a.png")
+    Image.fromarray(raw[1]).save(folder / "7" / "b.png")
+    good = (folder / "a.png").read_bytes()
+    (folder / "c.png").write_bytes(good[: len(good) // 2])  # truncated
+    (folder / "d.jpg").write_bytes(b"not an image")
+    names, batch, skipped = read_model_inputs(folder, 1, 28)
+    assert names == ["7/b.png", "a.png"] and batch.shape == (2, 1, 28, 28) and batch.dtype == np.uint8
+    assert skipped == ["c.png", "d.jpg"]
+    with pytest.raises(ImageError, match="c.png"):
+        read_model_inputs(folder, 1, 28, on_bad="error")
+    with pytest.raises(ImageError, match="c.png"):
+        read_images(folder, 1, 28)  # the library default refuses, as before
+    (folder / "a.png").unlink()
+    (folder / "7" / "b.png").unlink()
+    (folder / "7").rmdir()
+    with pytest.raises(ValueError, match="none of its 2 image"):
+        read_model_inputs(folder, 1, 28)

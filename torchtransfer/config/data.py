@@ -68,6 +68,10 @@ class DataConfig(_Strict):
     on_bad_image: Literal["skip", "error"] = "skip"
     """An undecodable or truncated image in a folder or manifest: `skip` (counted as `data.<side>.n_skipped`) or
     `error`."""
+    resize: Literal["stretch", "center_crop"] = "stretch"
+    """A non-square image: `stretch` it to the square (its aspect ratio changes) or `center_crop` it (the largest
+    centred square, then resized: no distortion, the borders are lost). Training, evaluation, the logged model's
+    preprocessing and `torchtransfer predict` apply the same choice (`data.images.conform`)."""
     max_pixels: int = Field(MAX_PIXELS, ge=1)
     """An image with more pixels is refused (decompression bombs); PIL's own threshold by default."""
 

@@ -108,7 +108,7 @@ def scan_data(cfg: DataConfig, channels: int, size: int, cache: Path, num_classe
             kind = "folder" if dom.folder else "manifest"
             try:
                 inventories[side] = scan(Path(where(dom)).expanduser(), kind, cache, channels, size, max_pixels,
-                                         cfg.on_bad_image)
+                                         cfg.on_bad_image, getattr(cfg, "resize", "stretch"))
             except DataError as exc:
                 problems.append(f"data.{side}.{kind}: {exc}")
     if problems:

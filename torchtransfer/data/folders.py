@@ -114,12 +114,13 @@ def list_folder(root: Path) -> list[tuple[Path, str | None]]:
     return found
 
 
-def cached_file(cache: Path, sha256: str, channels: int, size: int) -> Path:
-    return Path(cache) / "images" / f"v{CACHE_VERSION}-{channels}x{size}" / sha256[:2] / f"{sha256}.npy"
+def cached_file(cache: Path, sha256: str, channels: int, size: int, resize: str = "stretch") -> Path:
+    mode = "" if resize == "stretch" else f"-{resize}"  # stretch keeps the paths cached before data.resize
+    return Path(cache) / "images" / f"v{CACHE_VERSION}-{channels}x{size}{mode}" / sha256[:2] / f"{sha256}.npy"
 
 
 def scan(location: Path, kind: str, cache: Path, channels: int, size: int, max_pixels: int = MAX_PIXELS,
-         on_bad: str = "skip") -> Inventory:
+         on_bad: str = "skip", resize: str = "stretch") -> Inventory:
     """List a ``folder`` or ``manifest``, hash every file and cache its pixels (uint8 (channels, size, size)).
 
     An undecodable or truncated file is skipped and counted (``on_bad="skip"``) or refused (``"error"``); an
@@ -131,9 +132,10 @@ def scan(location: Path, kind: str, cache: Path, channels: int, size: int, max_p
         for path, label in files:
             data = path.read_bytes()
             sha = hashlib.sha256(data).hexdigest()
-            target = cached_file(cache, sha, channels, size)
+            target = cached_file(cache, sha, channels, size, resize)
             try:
-                array = load_image(data, channels, size, path, max_pixels, header_only=target.is_file())
+                array = load_image(data, channels, size, path, max_pixels, header_only=target.is_file(),
+                                   resize=resize)
             except TooLarge as exc:
                 raise DataError(str(exc)) from None
             except ImageError as exc:
@@ -162,13 +164,14 @@ def _save(target: Path, array: np.ndarray) -> None:
 
 
 def to_domain(inventory: Inventory, classes: tuple[str, ...], cache: Path, channels: int, size: int,
-              max_pixels: int = MAX_PIXELS) -> Domain:
+              max_pixels: int = MAX_PIXELS, resize: str = "stretch") -> Domain:
     """The inventory's images (N, channels, size, size) in [0, 1] from the cache, labels indexing ``classes``
     (-1: unlabelled). Filled in place, one image at a time; an image missing from the cache is decoded again."""
     x = torch.empty(len(inventory.entries), channels, size, size)
     for i, e in enumerate(inventory.entries):
-        file = cached_file(cache, e.sha256, channels, size)
-        array = np.load(file) if file.is_file() else load_image(Path(e.path), channels, size, max_pixels=max_pixels)
+        file = cached_file(cache, e.sha256, channels, size, resize)
+        array = np.load(file) if file.is_file() else load_image(Path(e.path), channels, size, max_pixels=max_pixels,
+                                                                resize=resize)
         x[i] = torch.from_numpy(array).float() / 255.0
     index = {c: i for i, c in enumerate(classes)}
     y = torch.tensor([index[e.label] if e.label is not None else -1 for e in inventory.entries], dtype=torch.int64)

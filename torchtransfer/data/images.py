@@ -26,6 +26,7 @@ from torchtransfer.names import MAX_PIXELS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 LUMA = (0.299, 0.587, 0.114)
+RESIZE_MODES = ("stretch", "center_crop")  # data.resize
 
 
 class ImageError(ValueError):
@@ -95,13 +96,23 @@ def _to_array(image) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def conform(x: Tensor, channels: int, size: int) -> Tensor:
+def conform(x: Tensor, channels: int, size: int, resize: str = "stretch") -> Tensor:
     """Float images (N, C, H, W) in [0, 1], C ∈ {1, 3} → (N, ``channels``, ``size``, ``size``).
+
+    ``resize`` (``data.resize``) for H ≠ W: ``stretch`` resizes (H, W) to (size, size); ``center_crop`` first
+    keeps the centred min(H, W) square, so the content keeps its aspect ratio.
 
     Example:
         >>> conform(torch.ones(2, 3, 40, 30), channels=1, size=28).shape
         torch.Size([2, 1, 28, 28])
     """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+    h, w = x.shape[-2:]
+    if resize == "center_crop" and h != w:
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        x = x[..., top: top + s, left: left + s]  # (N, C, s, s)
     if x.shape[1] != channels:
         if x.shape[1] == 3 and channels == 1:
             x = (x * torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -115,14 +126,14 @@ def conform(x: Tensor, channels: int, size: int) -> Tensor:
 
 
 def load_image(source: Path | bytes, channels: int, size: int, name: str | Path = "",
-               max_pixels: int = MAX_PIXELS, header_only: bool = False) -> np.ndarray | None:
+               max_pixels: int = MAX_PIXELS, header_only: bool = False, resize: str = "stretch") -> np.ndarray | None:
     """A file → uint8 (``channels``, ``size``, ``size``): :func:`decode` then :func:`conform` (``header_only``:
     the pixel-limit check alone, None back)."""
     array = decode(source, name, max_pixels, header_only)  # (H, W, C)
     if array is None:
         return None
     x = torch.tensor(array).permute(2, 0, 1).unsqueeze(0).float() / 255.0  # (1, C, H, W)
-    return (conform(x, channels, size)[0] * 255.0).round().to(torch.uint8).numpy()
+    return (conform(x, channels, size, resize)[0] * 255.0).round().to(torch.uint8).numpy()
 
 
 def read_image(path: Path, mode: str = "L", size: tuple[int, int] | None = None) -> np.ndarray:

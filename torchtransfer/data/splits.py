@@ -158,7 +158,7 @@ def _domain(side: str, cfg: DataConfig, scan: DataScan, cache_dir: Path | None, 
     inventory = getattr(scan, side)
     if inventory is None:
         return load_domain(getattr(cfg, side).name, cache_dir)  # conformed per split (smaller)
-    return to_domain(inventory, scan.classes, cache_dir or default_cache_dir(), *shape, cfg.max_pixels)
+    return to_domain(inventory, scan.classes, cache_dir or default_cache_dir(), *shape, cfg.max_pixels, cfg.resize)
 
 
 def build_pair(cfg: DataConfig, seed: int, cache_dir: Path | None = None, shape: tuple[int, int] = (1, 28),
@@ -179,7 +179,7 @@ def build_pair(cfg: DataConfig, seed: int, cache_dir: Path | None = None, shape:
         for part, index in split_indices(domain.y, sizes, seed).items():
             indices[f"{side}_{part}"] = index
             split = domain.subset(index)
-            splits[f"{side}_{part}"] = Domain(split.name, conform(split.x, *shape), split.y)
+            splits[f"{side}_{part}"] = Domain(split.name, conform(split.x, *shape, cfg.resize), split.y)
     if classes["target"] and classes["source"] != classes["target"]:  # an all-unlabelled target has no class set
         raise ValueError(f"source classes {sorted(classes['source'])} differ from target classes "
                          f"{sorted(classes['target'])}")

@@ -41,8 +41,9 @@ class ServableModel(nn.Module):
 
     def __init__(self, backbone: nn.Module, backbone_name: str, num_classes: int, input_size: int = 28,
                  in_channels: int = 1, mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,),
-                 class_names: Sequence[str] | None = None) -> None:
+                 class_names: Sequence[str] | None = None, resize: str = "stretch") -> None:
         super().__init__()
+        self.resize = resize  # data.resize of the training images: stretch | center_crop
         if len(mean) != in_channels or len(std) != in_channels:
             raise ValueError(f"mean {tuple(mean)} and std {tuple(std)} need one value per channel ({in_channels})")
         self.backbone = backbone.eval()
@@ -54,7 +55,7 @@ class ServableModel(nn.Module):
 
     def preprocess(self, images: Tensor | np.ndarray) -> Tensor:
         """Raw images → the backbone's input (N, in_channels, input_size, input_size), float32, normalised."""
-        x = conform(as_unit_float(images), self.in_channels, self.input_size)  # (N, C, S, S) in [0, 1]
+        x = conform(as_unit_float(images), self.in_channels, self.input_size, self.resize)  # (N, C, S, S) in [0, 1]
         return (x.to(self.mean.device) - self.mean) / self.std
 
     def forward(self, images: Tensor | np.ndarray) -> Tensor:
@@ -73,7 +74,7 @@ class ServableModel(nn.Module):
         """Everything needed to rebuild this model: plain values and the backbone's state dict."""
         return {"backbone": self.backbone_name, "num_classes": self.num_classes, "input_size": self.input_size,
                 "in_channels": self.in_channels, "mean": self.mean.flatten().tolist(),
-                "std": self.std.flatten().tolist(), "class_names": list(self.class_names),
+                "std": self.std.flatten().tolist(), "class_names": list(self.class_names), "resize": self.resize,
                 "state_dict": self.backbone.state_dict()}
 
     @classmethod
@@ -84,7 +85,7 @@ class ServableModel(nn.Module):
         backbone = BACKBONES[spec["backbone"]](num_classes=spec["num_classes"], pretrained=False)
         backbone.load_state_dict(spec["state_dict"])
         return cls(backbone, spec["backbone"], spec["num_classes"], spec["input_size"], spec["in_channels"],
-                   spec["mean"], spec["std"], spec["class_names"])
+                   spec["mean"], spec["std"], spec["class_names"], spec.get("resize", "stretch"))
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,15 +98,15 @@ class ServableModel(nn.Module):
 
 
 def servable_for(model: nn.Module, backbone_name: str, num_classes: int, image_shape: Sequence[int],
-                 class_names: Sequence[str] | None = None) -> ServableModel:
+                 class_names: Sequence[str] | None = None, resize: str = "stretch") -> ServableModel:
     """Wrap a trained ``model`` for serving; ``image_shape`` = (C, H, W) of the images it was trained on (in
     [0, 1]; a backbone that normalises further does so itself), so served images are resized to (H, W);
-    ``class_names[i]`` names output i (default ``"0"``, ``"1"``, ...)."""
+    ``class_names[i]`` names output i (default ``"0"``, ``"1"``, ...); ``resize``: ``data.resize`` of those images."""
     c, h, w = image_shape
     if h != w:
         raise ValueError(f"servable models take square inputs; training images were {h}×{w}")
     return ServableModel(model.cpu(), backbone_name, num_classes, input_size=h, in_channels=c,
-                         mean=(0.0,) * c, std=(1.0,) * c, class_names=class_names)
+                         mean=(0.0,) * c, std=(1.0,) * c, class_names=class_names, resize=resize)
 
 
 def as_unit_float(images: Tensor | np.ndarray) -> Tensor:
@@ -148,11 +149,36 @@ def read_images(path: Path, channels: int | None = None, size: int | None = None
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_dir() and channels and size:
-        files = sorted(f for f, _ in folders.list_folder(path))
-        batch = np.stack([images.load_image(f, channels, size, max_pixels=max_pixels) for f in files])
-        return [f.relative_to(path).as_posix() for f in files], batch
+        names, batch, _ = read_model_inputs(path, channels, size, max_pixels, on_bad="error")
+        return names, batch
     if path.is_dir():
         files, batch = images.read_folder(path, "L")
         return [f.name for f in files], batch  # (N, H, W) uint8
     array, _ = images.read_arrays(path)
     return [str(i) for i in range(len(array))], array
+
+
+def read_model_inputs(folder: Path, channels: int, size: int, max_pixels: int = images.MAX_PIXELS,
+                      on_bad: str = "skip", resize: str = "stretch") -> tuple[list[str], np.ndarray, list[str]]:
+    """Names (relative to ``folder``, sorted), a uint8 batch (N, channels, size, size) and the skipped names:
+    ``folder`` read as a domain folder is. An undecodable or truncated image is skipped and named in the third
+    element (``on_bad="skip"``, as ``data.on_bad_image``) or refused (``"error"``: ``ImageError`` naming it); an
+    image over ``max_pixels`` is always refused; no readable image at all is a ``ValueError``."""
+    if on_bad not in ("skip", "error"):
+        raise ValueError(f"on_bad must be 'skip' or 'error', got {on_bad!r}")
+    names, arrays, skipped = [], [], []
+    for f, _ in sorted(folders.list_folder(folder)):
+        name = f.relative_to(folder).as_posix()
+        try:
+            arrays.append(images.load_image(f, channels, size, max_pixels=max_pixels, resize=resize))
+        except images.TooLarge:
+            raise
+        except images.ImageError:
+            if on_bad == "error":
+                raise
+            skipped.append(name)
+            continue
+        names.append(name)
+    if not arrays:
+        raise ValueError(f"{folder}: none of its {len(skipped)} image(s) could be read")
+    return names, np.stack(arrays), skipped

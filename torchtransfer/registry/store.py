@@ -103,7 +103,7 @@ def tracking(uri: str):
 def log_servable(tracking_uri: str, run_id: str, servable: ServableModel, example: np.ndarray) -> str:
     """Log ``servable`` as ``model`` on run ``run_id``; returns the ``models:/m-...`` URI."""
     meta = {"input": INPUT_DOC, "backbone": servable.backbone_name, "input_size": servable.input_size,
-            "in_channels": servable.in_channels, "class_names": list(servable.class_names)}
+            "in_channels": servable.in_channels, "class_names": list(servable.class_names), "resize": servable.resize}
     status = MlflowClient(tracking_uri).get_run(run_id).info.status
     with TemporaryDirectory() as tmp, tracking(tracking_uri), mlflow.start_run(run_id=run_id, nested=True):
         path = servable.save(Path(tmp) / "servable.pt")
@@ -246,13 +246,16 @@ def load_servable(model_uri: str, tracking_uri: str | None = None) -> ServableMo
     return model.module
 
 
-def input_shape(tracking_uri: str, model_uri: str) -> tuple[int, int] | None:
-    """(channels, size) a registered servable takes, from its metadata (None: not a torchtransfer servable)."""
+def input_shape(tracking_uri: str, model_uri: str) -> tuple[int, int, str] | None:
+    """(channels, size, resize) a registered servable takes, from its metadata (None: not a torchtransfer
+    servable; ``resize``: its ``data.resize``, ``stretch`` for versions logged before that key)."""
     from mlflow.models import get_model_info
 
     with tracking(tracking_uri):
         meta = get_model_info(model_uri).metadata or {}
-    return (int(meta["in_channels"]), int(meta["input_size"])) if "input_size" in meta else None
+    if "input_size" not in meta:
+        return None
+    return int(meta["in_channels"]), int(meta["input_size"]), str(meta.get("resize", "stretch"))
 
 
 def predict_uri(tracking_uri: str, model_uri: str, images: np.ndarray) -> pd.DataFrame:
