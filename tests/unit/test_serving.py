@@ -99,3 +99,36 @@ def test_a_bad_image_in_a_prediction_folder_is_skipped_and_named_or_refused(tmp_
     (folder / "7").rmdir()
     with pytest.raises(ValueError, match="none of its 2 image"):
         read_model_inputs(folder, 1, 28)
+
+
+def test_the_pyfunc_takes_a_folder_file_paths_a_path_dataframe_or_an_array(tmp_path, servable):
+    """The logged model's predict takes what a user has: real MNIST digits written as RGB PNGs of another size
+    (a loose one and one in a class sub-folder), given as the folder, as file paths, as a numpy array of path
+    strings, as a DataFrame ``path`` column, or as the array: the same probabilities for the same pictures."""
+    import pandas as pd
+
+    from torchtransfer.data.datasets import mnist
+    from torchtransfer.registry.serving import model_inputs
+    from torchtransfer.registry.store import ServablePyfunc
+
+    digits = (mnist().x[:2, 0].numpy() * 255).round().astype(np.uint8)  # (2, 28, 28)
+    folder = tmp_path / "mine"
+    (folder / "7").mkdir(parents=True)
+    files = [folder / "7" / "b.png", folder / "a.png"]  # sorted as the folder reader sorts: "7/b.png" < "a.png"
+    for f, d in zip(files, digits[[1, 0]], strict=True):
+        Image.fromarray(d).convert("RGB").resize((40, 40)).save(f)
+    pyfunc = ServablePyfunc()
+    pyfunc.module = servable
+    by_folder = pyfunc.predict(None, str(folder))
+    assert by_folder["path"].tolist() == [str(f) for f in files]
+    for given in ([str(f) for f in files], np.array([str(f) for f in files]), pd.DataFrame({"path": files})):
+        out = pyfunc.predict(None, given)
+        pd.testing.assert_frame_equal(out, by_folder)
+    _, batch = model_inputs(servable, [files[0]])
+    assert batch.shape == (1, 1, 28, 28) and batch.dtype == np.uint8
+    by_array = pyfunc.predict(None, batch)
+    assert "path" not in by_array and np.allclose(by_array["prob_0"], by_folder["prob_0"][:1])
+    with pytest.raises(FileNotFoundError, match="absent.png"):
+        pyfunc.predict(None, [str(tmp_path / "absent.png")])
+    with pytest.raises(TypeError, match="'path' column"):
+        pyfunc.predict(None, pd.DataFrame({"file": files}))

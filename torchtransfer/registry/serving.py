@@ -182,3 +182,36 @@ def read_model_inputs(folder: Path, channels: int, size: int, max_pixels: int = 
     if not arrays:
         raise ValueError(f"{folder}: none of its {len(skipped)} image(s) could be read")
     return names, np.stack(arrays), skipped
+
+
+def model_inputs(module: ServableModel, given: Any) -> tuple[list[str] | None, np.ndarray]:
+    """What a user has → (the image paths, or None for an array; a batch ``module`` takes): a folder or an image
+    file (``str`` / ``Path``), a list of them, a numpy array of path strings or a DataFrame with a ``path``
+    column (what MLflow's REST server hands over), or an image array (N, H, W) / (N, C, H, W) as is. A folder
+    is read as a domain folder is (loose images and class sub-folders, sorted); every file through
+    ``images.load_image`` with the model's size, channels and resize. A bad image is an error naming it."""
+    if hasattr(given, "columns"):  # a pandas DataFrame (duck-typed: serving does not import pandas)
+        if "path" not in given.columns:
+            raise TypeError(f"a DataFrame input needs a 'path' column (image files or folders); got columns "
+                            f"{list(given.columns)}")
+        given = given["path"].tolist()
+    if isinstance(given, np.ndarray) and given.dtype.kind in "USO":
+        given = [str(v) for v in given.ravel()]
+    if isinstance(given, str | Path):
+        given = [given]
+    if not (isinstance(given, list | tuple) and given and all(isinstance(p, str | Path) for p in given)):
+        return None, np.asarray(given)
+    names, batches = [], []
+    for path in map(Path, given):
+        if path.is_dir():
+            found, batch, _ = read_model_inputs(path, module.in_channels, module.input_size, on_bad="error",
+                                                resize=module.resize)
+            names += [str(path / name) for name in found]
+            batches.append(batch)
+        elif path.is_file():
+            names.append(str(path))
+            batches.append(images.load_image(path, module.in_channels, module.input_size,
+                                             resize=module.resize)[None])
+        else:
+            raise FileNotFoundError(f"{path}: no such image file or folder")
+    return names, np.concatenate(batches)

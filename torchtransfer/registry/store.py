@@ -36,31 +36,32 @@ from torch import nn
 from torchtransfer import keys
 from torchtransfer.registry.history import append_history
 from torchtransfer.registry.promotion import Scored
-from torchtransfer.registry.serving import ServableModel
+from torchtransfer.registry.serving import ServableModel, model_inputs
 
 log = logging.getLogger(__name__)
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 COMPLETE_TAG = "torchtransfer.complete"
-INPUT_DOC = ("images as a numpy array: dtype uint8 (0..255) or float (values in [0, 1]); shape (N, H, W) or "
-             "(N, C, H, W) with C = 1 or 3, any H×W (resized inside). REST: {\"inputs\": <nested lists>}.")
+INPUT_DOC = ("an image folder or file path, a list of them, or images as a numpy array: dtype uint8 (0..255) or "
+             "float (values in [0, 1]); shape (N, H, W) or (N, C, H, W) with C = 1 or 3, any H×W and mode (resized "
+             "inside). REST: {\"inputs\": <nested lists or path strings>} or a dataframe with a 'path' column.")
 
 
 class ServablePyfunc(PythonModel):
     """pyfunc face of a ``ServableModel``: ``predict(images)`` → DataFrame ``label`` (the index), ``class`` (its
-    name) and ``prob_<class>`` per class."""
+    name) and ``prob_<class>`` per class, after a ``path`` column when paths were given (``model_inputs``)."""
 
     def load_context(self, context) -> None:
         self.module = ServableModel.load(Path(context.artifacts["servable"]))
 
     def predict(self, context, model_input: np.ndarray, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        if isinstance(model_input, pd.DataFrame):
-            raise TypeError("this model takes an image array (N, H, W) or (N, C, H, W), not a DataFrame; "
-                            f"{INPUT_DOC}")
-        probs, labels = self.module.predict(np.asarray(model_input))
+        # model_input: an image array, or paths (the hint stays np.ndarray: MLflow warns on a looser one)
+        paths, batch = model_inputs(self.module, model_input)
+        probs, labels = self.module.predict(batch)
         columns = {f"prob_{c}": probs[:, i] for i, c in enumerate(self.module.class_names)}
         names = np.asarray(self.module.class_names, dtype=object)
-        return pd.DataFrame({"label": labels, "class": names[labels] if len(labels) else [], **columns})
+        first = {} if paths is None else {"path": paths}
+        return pd.DataFrame({**first, "label": labels, "class": names[labels] if len(labels) else [], **columns})
 
 
 def pip_requirements() -> list[str]:
