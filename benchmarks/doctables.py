@@ -12,7 +12,10 @@ renders every table again and fails when a page holds anything else (a number ty
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +52,24 @@ def write(name: str, table: str, root: Path = ROOT) -> Path:
                                        page.read_text(), count=1))
     print(f"wrote table {name!r} into {page.relative_to(root)}")
     return page
+
+
+def add_result_options(parser: argparse.ArgumentParser, results: Path) -> None:
+    """``--results FILE`` (JSON), ``--table`` (render it, run nothing) and ``--docs`` (write it into its page)."""
+    parser.add_argument("--results", type=Path, default=results)
+    parser.add_argument("--table", action="store_true", help="print the table(s) of --results; run nothing")
+    parser.add_argument("--docs", action="store_true", help="write the table(s) into the docs page that holds "
+                        "their markers (benchmarks/doctables.py)")
+
+
+def record_and_render(args: argparse.Namespace, run: Callable[[argparse.Namespace], dict],
+                      table: Callable[[dict], str], name: str) -> None:
+    """Unless ``--table``: ``run(args)`` and write its result to ``--results``; then print the table rendered from
+    that file and, with ``--docs``, write it between the ``name`` markers."""
+    if not args.table:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(run(args), indent=1, ensure_ascii=False) + "\n")
+    text = table(json.loads(args.results.read_text()))
+    print(text)
+    if args.docs:
+        write(name, text)

@@ -127,17 +127,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backbones", nargs="+", default=["lenet", "resnet18"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable on a shared machine)")
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--table", action="store_true", help="print the tables of --results; run nothing")
-    parser.add_argument("--docs", action="store_true", help="write the tables into the docs page that holds "
-                        "their markers (benchmarks/doctables.py)")
+    doctables.add_result_options(parser, RESULTS)
     args = parser.parse_args()
-    if not args.table:
-        args.results.write_text(json.dumps(run(args), indent=1) + "\n")
-    text = table(json.loads(args.results.read_text()))
-    print(text)
-    if args.docs:
-        doctables.write("learner", text)
+    doctables.record_and_render(args, run, table, "learner")
 
 
 if __name__ == "__main__":

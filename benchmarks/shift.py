@@ -223,21 +223,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of this many timings of permutation_test")
     parser.add_argument("--draws", type=int, default=2000, help="H0 draws for the calibration table")
     parser.add_argument("--one", nargs=3, metavar=("KIND", "N", "D"), help=argparse.SUPPRESS)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--table", action="store_true", help="print the tables of --results; run nothing")
-    parser.add_argument("--docs", action="store_true", help="write the tables into the docs page that holds "
-                        "their markers (benchmarks/doctables.py)")
+    doctables.add_result_options(parser, RESULTS)
     args = parser.parse_args()
     if args.one:
         kind, n, d = args.one[0], int(args.one[1]), int(args.one[2])
         print(json.dumps(one(kind, n, d, args.permutations, args.loop_perms, args.repeat)))
         return
-    if not args.table:
-        args.results.write_text(json.dumps(run(args), indent=1) + "\n")
-    text = table(json.loads(args.results.read_text()))
-    print(text)
-    if args.docs:
-        doctables.write("shift_speed", text)
+    doctables.record_and_render(args, run, table, "shift_speed")
 
 
 if __name__ == "__main__":

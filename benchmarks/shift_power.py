@@ -243,18 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=8, help="source LeNet training epochs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--table", action="store_true", help="print the table of --results; run nothing")
-    parser.add_argument("--docs", action="store_true", help="write the table into the docs page that holds its "
-                        "markers (benchmarks/doctables.py)")
+    doctables.add_result_options(parser, RESULTS)
     args = parser.parse_args(argv)
-    if not args.table:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(run(args), indent=1, ensure_ascii=False) + "\n")
-    text = table(json.loads(args.results.read_text()))
-    print(text)
-    if args.docs:
-        doctables.write("shift_power", text)
+    doctables.record_and_render(args, run, table, "shift_power")
 
 
 if __name__ == "__main__":
