@@ -70,7 +70,7 @@ class AdaptationSpec:
     threshold: float = 0.95
     fixmatch_weight: float = 1.0
     im_weight: float = 1.0
-    pseudo_label_weight: float = 0.3
+    pseudo_label_weight: float = 0.1
     source_free: bool = False
 
     def __post_init__(self) -> None:
