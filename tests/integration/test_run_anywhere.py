@@ -35,7 +35,7 @@ def test_run_from_an_empty_folder_completes_the_smoke_experiment(cache_dir, tmp_
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     flow_run_name = parent.data.tags["prefect.flow_run_name"]
-    assert flow_run_name and parent.info.run_name == f"smoke · mnist→usps · dan · {flow_run_name}"
+    assert flow_run_name and parent.info.run_name == f"smoke · mnist→usps · fixmatch+shot · {flow_run_name}"
     assert parent.info.run_id in done.stdout  # the summary table, whole in a pipe
     trials = sorted(r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id)
     assert trials == [f"trial {n} · {parent.info.run_name}" for n in (0, 1)]

@@ -132,7 +132,7 @@ def test_methods_compose_from_config_and_the_old_single_string_still_loads():
         with pytest.raises(ConfigError, match=message):
             load_config(CONF / "default.yaml", overrides=[bad, "search.method=[none]"])
     with pytest.raises(ConfigError, match="adaptation.source_free is true but search.method has"):
-        load_config(CONF / "default.yaml", overrides=["adaptation.source_free=true"])  # search.method: [dan]
+        load_config(CONF / "default.yaml", overrides=["adaptation.source_free=true", "search.method=[dan]"])
     with pytest.raises(ValueError, match="source_free needs self-training only"):
         AdaptationSpec("dann+fixmatch", source_free=True)
 
