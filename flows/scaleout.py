@@ -49,7 +49,7 @@ def tune_worker(cfg: ExperimentConfig, n_trials: int, sampler_offset: int = 1000
         source = source_model(SourceTraining(cfg.model, cfg.pretrain, cfg.seed, cfg.device), data, cache, run)
         space = steer_search(cfg.search, cfg.shift, analyze_shift(data, source, cfg.shift, cfg.seed, run), run)
         study = study_spec(cfg.experiment, cfg.tuning, space, fine_tuning, source, data.fingerprint)
-        open_study(study, cfg.tuning.n_trials, run)
+        open_study(study, cfg.tuning.n_trials, run, space)
         ran = run_trials(study, space, fine_tuning, cfg.tuning, data, source, run, n_trials, sampler_offset)
     counts = studies.counts(study.open())
     get_run_logger().info("worker %s ran %d trials of %s; study now %s", worker_id(), ran, study.name, counts)

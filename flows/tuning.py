@@ -41,7 +41,7 @@ def _dask_runner(tuning: TuningConfig):
 def tune_hyperparameters(study: StudySpec, space: SearchConfig, recipe: FineTuning, tuning: TuningConfig,
                          data: DataRef, source: ModelRef, run: RunRef) -> TuningResult:
     """Open (or resume) the study, run the missing trials (in parallel if configured), summarise."""
-    todo = open_study(study, tuning.n_trials, run)
+    todo = open_study(study, tuning.n_trials, run, space)
     ran = 0
     if todo and tuning.n_workers > 1:
         runner = parallel_trials.with_options(task_runner=_dask_runner(tuning))

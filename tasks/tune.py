@@ -115,10 +115,14 @@ def _fail_orphan_child_runs(run: RunRef, name: str, numbers: list[int]) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def open_study(study: StudySpec, n_trials: int, run: RunRef) -> int:
-    """Create or resume the study; fail trials of dead processes; return how many trials are still to run."""
+def open_study(study: StudySpec, n_trials: int, run: RunRef, space: SearchConfig | None = None) -> int:
+    """Create or resume the study; a new one queues ``space.first`` as its first trial; fail trials of dead
+    processes; return how many trials are still to run."""
     logger = get_run_logger()
     opened = study.open()
+    first = search.first_params(space) if space is not None else {}
+    if studies.enqueue_first(opened, first):
+        logger.info("study %s: new, its first trial is search.first %s", study.name, first)
     stale = studies.fail_stale_trials(opened)
     if stale:
         logger.warning("study %s: trials %s had no heartbeat (process died); marked failed", study.name, stale)

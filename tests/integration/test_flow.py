@@ -50,6 +50,9 @@ def test_flow_tracks_registers_and_reuses_the_source_model(smoke_cfg, tmp_path):
 
     trials = _children(client, parent)
     assert len(trials) == smoke_cfg.tuning.n_trials == 2
+    (zero,) = [t for t in trials if t.data.tags["optuna.trial_number"] == "0"]  # search.first, as configured
+    first_trial = smoke_cfg.search.first
+    assert (float(zero.data.params["hp.lr"]), zero.data.params["hp.strategy"]) == (first_trial.lr, first_trial.strategy)
     for trial in trials:
         assert trial.info.status == "FINISHED" and trial.data.tags["optuna.trial_state"] == "COMPLETE"
         assert {"hp.lr", "hp.strategy", "hp.epochs"} <= set(trial.data.params)

@@ -12,6 +12,7 @@ from torchtransfer.config.sections import (
     Backbone,
     ConfigError,
     DriftConfig,
+    FirstTrial,
     FloatRange,
     IntRange,
     Method,
@@ -33,8 +34,8 @@ from torchtransfer.config.sections import (
 from torchtransfer.trees import deep_merge, section_hash
 
 __all__ = ["DEFAULT_CONFIG", "DOMAIN_KINDS", "AdaptationConfig", "Backbone", "ConfigError", "DataConfig", "Domain",
-           "DomainConfig", "DriftConfig", "ExperimentConfig", "FloatRange", "IntRange", "Method", "ModelConfig",
-           "Objective", "Optimizer",
+           "DomainConfig", "DriftConfig", "ExperimentConfig", "FirstTrial", "FloatRange", "IntRange", "Method",
+           "ModelConfig", "Objective", "Optimizer",
            "PretrainConfig", "Pruner", "RegistryConfig", "RunRecord", "Schedule", "SearchConfig", "ShiftConfig",
            "Strategy", "TrackingConfig", "TrainConfig", "TuningConfig", "check_parallel", "deep_merge",
            "load_config", "load_experiment", "section_hash"]

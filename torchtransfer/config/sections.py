@@ -238,6 +238,17 @@ class IntRange(_Strict):
         return self
 
 
+class FirstTrial(_Strict):
+    lr: float = Field(gt=0)
+    """Learning rate of the first trial."""
+    weight_decay: float = Field(ge=0)
+    """L2 penalty of the first trial."""
+    epochs: int = Field(ge=1)
+    """Fine-tuning epochs of the first trial."""
+    strategy: Strategy
+    """Strategy of the first trial (left to the sampler when it is not in `search.strategy`)."""
+
+
 class SearchConfig(_Strict):
     lr: FloatRange = FloatRange(low=1e-3, high=5e-2, log=True)
     """Learning-rate range `{low, high, log}`."""
@@ -251,6 +262,10 @@ class SearchConfig(_Strict):
     """Methods to choose from (as `adaptation.method`); absent: `[adaptation.method]`."""
     adaptation_weight: FloatRange = FloatRange(low=0.0, high=1.0)
     """Alignment weight λ of the chosen method `{low, high, log}` (exists only when the method is not `none`)."""
+    first: FirstTrial | None = None
+    """A recipe a new study tries first (its trial 0), each value clipped into its range; the method and λ are
+    sampled. The packaged default is the adaptation benchmark's recipe (docs/benchmarks.md), so the tuned
+    result is never below it on the tuning objective; null: every trial is sampled."""
 
 
 class TuningConfig(_Strict):

@@ -62,6 +62,30 @@ def suggest_hparams(trial: Trial, space: SearchConfig) -> HParams:
                    method=method)
 
 
+def first_params(space: SearchConfig) -> dict[str, Any]:
+    """``space.first`` as Optuna params for ``study.enqueue_trial``: each value clipped into its range, and
+    only the dimensions ``suggest_hparams`` asks (not fixed ranges, single choices, or a strategy outside
+    ``space.strategy``); the rest is sampled. ``{}`` when ``space.first`` is None.
+
+    Example:
+        >>> from torchtransfer.config import FirstTrial, IntRange, SearchConfig
+        >>> first = FirstTrial(lr=0.5, weight_decay=5e-4, epochs=15, strategy="fine_tune")
+        >>> first_params(SearchConfig(first=first, epochs=IntRange(low=1, high=1)))  # lr clipped to 0.05
+        {'lr': 0.05, 'weight_decay': 0.0005, 'strategy': 'fine_tune'}
+    """
+    first = space.first
+    if first is None:
+        return {}
+    params: dict[str, Any] = {}
+    for name, value in (("lr", first.lr), ("weight_decay", first.weight_decay), ("epochs", first.epochs)):
+        bounds = getattr(space, name)
+        if bounds.low != bounds.high:
+            params[name] = min(max(value, bounds.low), bounds.high)
+    if len(space.strategy) > 1 and first.strategy in space.strategy:
+        params["strategy"] = first.strategy
+    return params
+
+
 def steer(space: SearchConfig, p_value: float | None, alpha: float) -> tuple[SearchConfig, str]:
     """The shift verdict applied to the search space; returns ``(space, reason)``.
 

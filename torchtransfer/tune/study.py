@@ -103,6 +103,15 @@ def load_or_create(name: str, url: str, seed: int, pruner: str = "none") -> optu
                                load_if_exists=True)
 
 
+def enqueue_first(study: optuna.Study, params: dict) -> bool:
+    """Queue ``params`` (``search.first_params``) as the first trial of a study that has none; True if queued.
+    ``skip_if_exists``: two workers opening the same new study queue it once."""
+    if not params or study.trials:
+        return False
+    study.enqueue_trial(params, skip_if_exists=True)
+    return True
+
+
 def fail_stale_trials(study: optuna.Study) -> list[int]:
     """Mark RUNNING trials whose process died (no heartbeat for ``GRACE_S``) as FAIL; return their numbers."""
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
