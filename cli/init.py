@@ -45,10 +45,10 @@ model:
   backbone: lenet                    # {backbones}
 
 adaptation:
-  method: dan                        # {methods}
+  method: [fixmatch, shot]           # {methods}
 
 search:                              # what Optuna searches
-  method: [dan]                      # adaptation methods to choose from
+  method: [fixmatch+shot]            # adaptation methods to choose from (docs/benchmarks.md compares them)
   strategy: [feature_extraction, fine_tune]  # {strategies}
   epochs: {{low: 5, high: 15}}         # fine-tuning epochs
 

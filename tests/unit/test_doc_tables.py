@@ -47,6 +47,12 @@ def _adaptation() -> str:
     return table_of(_jsonl("adaptation.jsonl"))
 
 
+def _adaptation_summary() -> str:
+    from benchmarks.adaptation import summary_of
+
+    return summary_of(_jsonl("adaptation.jsonl"))
+
+
 def _cli_timing() -> str:
     from benchmarks.cli_timing import markdown
 
@@ -78,7 +84,8 @@ def _pretrained_shots() -> str:
 
 
 TABLES = {"validators": _validators, "shift_power": _shift_power, "shift_speed": _shift_speed, "learner": _learner,
-          "adaptation": _adaptation, "cli_timing": _cli_timing, "flow_results": _flow_results,
+          "adaptation": _adaptation, "adaptation_summary": _adaptation_summary, "cli_timing": _cli_timing,
+          "flow_results": _flow_results,
           "label_free_flow": _label_free_flow, "pretrained": _pretrained, "pretrained_shots": _pretrained_shots}
 
 
