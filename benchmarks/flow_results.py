@@ -139,15 +139,16 @@ def main() -> None:
         prefect = start_prefect(home=args.work / "prefect", log_file=args.work / "prefect.log")
         env = {**os.environ, "PREFECT_API_URL": f"{prefect.url}/api", "TORCHTRANSFER_CACHE": str(args.work / "cache")}
         env.pop("MLFLOW_TRACKING_URI", None)
+        rows = []  # written when the suite ends: a run must not see the result file changed (git.dirty)
         try:
             for label, cache, flags in runs:
                 wall, cpu, run_id = run_flow(args.work, flags, env)
-                row = record(args.work, label, cache, (wall, cpu), run_id, os.getloadavg()[0])
-                with args.results.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(f"{label} ({cache}): {row['metrics']} in {wall:.0f} s ({cpu:.0f} CPU-s)", flush=True)
+                rows.append(record(args.work, label, cache, (wall, cpu), run_id, os.getloadavg()[0]))
+                print(f"{label} ({cache}): {rows[-1]['metrics']} in {wall:.0f} s ({cpu:.0f} CPU-s)", flush=True)
         finally:
             stop(prefect.process)
+            with args.results.open("a") as f:
+                f.writelines(json.dumps(row) + "\n" for row in rows)
     text = table([json.loads(line) for line in args.results.read_text().splitlines()])
     print(text)
     if args.docs:
