@@ -231,6 +231,30 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def summary(result: dict, n: int = 100) -> str:
+    """The README's short version: per shift, the median and the aggregated test's power at ``n`` per side in
+    each representation, the false-positive rates under H0, and the aggregated test's time ratio."""
+    rows = [r for r in result["rows"] if r["n"] == n]
+    spaces = [s for s in SPACES if any(r["space"] == s for r in rows)]
+    cell = {(r["space"], r["shift"]): r for r in rows}
+    lines = [f"| shift (n = {n} per side) | " + " | ".join(f"{s}: median → aggregated (ratio)" for s in spaces) + " |",
+             "| --- |" + " ---: |" * len(spaces)]
+    for name in SHIFTS:
+        got = [cell.get((s, name)) for s in spaces]
+        if name == "none":
+            text = [f"{r['median_power']:.3f} → {r['aggregated_power']:.3f}" if r else "–" for r in got]
+            lines.append("| none (H0: false-positive rate, α = 0.05) | " + " | ".join(text) + " |")
+            continue
+        text = [f"{r['median_power']:.2f} → {r['aggregated_power']:.2f} ({power_ratio(r, 'aggregated_power')})"
+                if r else "–" for r in got]
+        lines.append(f"| {name} | " + " | ".join(text) + " |")
+    ratios = [r["aggregated_seconds"] / r["median_seconds"] for r in result["rows"]]
+    lines += ["", f"Aggregated test: {min(ratios):.2f}–{max(ratios):.2f}× the median test's seconds. Commit "
+              f"{result['commit'][:7]}; every size, the Laplace column and the best single bandwidth: "
+              "`benchmarks/shift_power.py --table`."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200], help="images per side")
@@ -246,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     doctables.add_result_options(parser, RESULTS)
     args = parser.parse_args(argv)
     doctables.record_and_render(args, run, table, "shift_power")
+    if args.docs:
+        doctables.write("shift_power_summary", summary(json.loads(args.results.read_text())))
 
 
 if __name__ == "__main__":

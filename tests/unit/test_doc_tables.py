@@ -29,6 +29,12 @@ def _shift_power() -> str:
     return table(json.loads((RESULTS / "shift_power.json").read_text()))
 
 
+def _shift_power_summary() -> str:
+    from benchmarks.shift_power import summary
+
+    return summary(json.loads((RESULTS / "shift_power.json").read_text()))
+
+
 def _shift_speed() -> str:
     from benchmarks.shift import table
 
@@ -83,7 +89,8 @@ def _pretrained_shots() -> str:
     return shots_table(_jsonl("pretrained.jsonl"))
 
 
-TABLES = {"validators": _validators, "shift_power": _shift_power, "shift_speed": _shift_speed, "learner": _learner,
+TABLES = {"validators": _validators, "shift_power": _shift_power, "shift_power_summary": _shift_power_summary,
+          "shift_speed": _shift_speed, "learner": _learner,
           "adaptation": _adaptation, "adaptation_summary": _adaptation_summary, "cli_timing": _cli_timing,
           "flow_results": _flow_results,
           "label_free_flow": _label_free_flow, "pretrained": _pretrained, "pretrained_shots": _pretrained_shots}
