@@ -141,7 +141,8 @@ def adapt(cfg: ExperimentConfig, pair, source: torch.nn.Module, label: str, seed
     start = time.perf_counter()
     result = learner.fit(None if spec.source_free else pair.source_train, args.epochs, "fine_tune",
                          target=pair.target_train, adaptation=spec, selector=picks,
-                         batch_size=t.batch_size, augment=t.augment and Affine(scale=t.augment_scale), seed=seed)
+                         batch_size=t.batch_size, augment=t.augment and Affine(scale=t.augment_scale), seed=seed,
+                         ema_decay=t.ema_decay)
     seconds = round(time.perf_counter() - start, 1)
     acc_label_free = learner.evaluate(pair.target_test)["acc"]  # fit restored the label-free pick
     learner.model.load_state_dict(picks.state)

@@ -7,13 +7,14 @@ Per step:
 .. math:: L = \\frac1m \\sum_i w_i\\,\\mathrm{CE}_\\epsilon(h(f(x^s_i)), y_i) + L_\\text{adapt}
 
 with label smoothing ε, importance weights w (reweight; else 1) and the method's adaptation terms (alignment,
-entropy, self-training: ``torchtransfer.train.adaptation``); a source-free method drops the source term, reads
-no source image and keeps the classifier head frozen. FixMatch's strong view is ``RandAugment`` of the raw
-target batch, its weak view the plan's augmentation; SHOT's pseudo-labels are refreshed before every epoch.
-It keeps the epoch with the best validation accuracy, stops early after ``patience`` epochs without improvement,
-and calls ``on_epoch(stats)`` after every epoch (raise there to stop, e.g. an Optuna pruner). Batches and
-augmentation come from a generator seeded by ``fit(seed=...)``: the same seed on the same machine gives the same
-weights. CUDA (AMP, pinned memory, channels_last) and CPU share one path.
+entropy, self-training: ``torchtransfer.train.adaptation``); a source-free method drops the source term, reads no
+source image and keeps the classifier head frozen. FixMatch's strong view is ``RandAugment`` of the raw target
+batch, its weak view the plan's augmentation; SHOT's pseudo-labels are refreshed before every epoch. With
+``ema_decay`` the model evaluated and kept after every epoch is the moving average of the weights
+(``torchtransfer.train.averaging``). It keeps the epoch with the best validation accuracy, stops early after
+``patience`` epochs without improvement, and calls ``on_epoch(stats)`` after every epoch (raise there to stop,
+e.g. an Optuna pruner). Batches and augmentation come from a generator seeded by ``fit(seed=...)``: the same seed
+on the same machine gives the same weights. CUDA (AMP, pinned memory, channels_last) and CPU share one path.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from torchtransfer.evaluation import classification_metrics
 from torchtransfer.progress import track
 from torchtransfer.train import strategies
 from torchtransfer.train.adaptation import Adaptation, make_adaptation
+from torchtransfer.train.averaging import WeightAverage
 from torchtransfer.train.feature_cache import fit_head_on_cache
 from torchtransfer.train.features import to_device, trunk_features
 from torchtransfer.train.optim import OptimConfig, make_optimizer, make_scheduler
@@ -134,6 +136,7 @@ class TransferLearner:
         sched = make_scheduler(opt, self.optim, steps, epochs)
         scaler = torch.amp.GradScaler("cuda", enabled=self.cuda)
         t_iter = batches.endless(target, batch_size, gen, self.cuda) if target is not None else None
+        average = WeightAverage(self.model, plan.ema_decay) if plan.ema_decay is not None else None
         for epoch in range(1, epochs + 1):
             if adaptation is not None and adaptation.needs_pseudo_labels:
                 feats = self.features(batches.in_order(target, 512))  # (N, d), eval mode, no augmentation
@@ -155,9 +158,16 @@ class TransferLearner:
                 progress = ((epoch - 1) * steps + step) / max(epochs * steps, 1)
                 total += self._step(xb, yb, (xt, strong, t_idx), adaptation, progress, opt, scaler)
                 sched.step()
+                if average is not None:
+                    average.update(self.model)
                 n += 1
+            raw = average.load_into(self.model) if average is not None else None  # evaluate the average
             val = self.evaluate(val_data)["acc"] if val_data is not None else None
             yield EpochStats(epoch, total / max(n, 1), val, opt.param_groups[-1]["lr"])
+            if raw is not None:  # the raw weights train on (a stop at the yield keeps the average)
+                self.model.load_state_dict(raw)
+        if average is not None:  # the last epoch's model is the average too
+            self.model.load_state_dict(average.state)
 
     def _adaptation(self, spec, target, gen: torch.Generator) -> Adaptation:
         t_feats = self.features(batches.in_order(target, 256), limit=512) if spec.alignment == "dan" else None

@@ -28,6 +28,8 @@ class TrainPlan:
         unfreeze: trunk blocks that train under ``partial`` (and per epoch under ``gradual``).
         patience: stop after this many epochs without a better validation accuracy (None: never).
         seed: seeds batches, augmentation, dropout and the new layers of the aligner.
+        ema_decay: evaluate, select and return the exponential moving average of the weights with this decay
+            (``torchtransfer.train.averaging``); None: the raw weights.
         feature_cache: None = on whenever exact (``feature_extraction``, no augmentation, no adaptation).
         device: ``auto`` | ``cpu`` | ``cuda``.
     """
@@ -41,6 +43,7 @@ class TrainPlan:
     unfreeze: int = 1
     patience: int | None = None
     seed: int = 0
+    ema_decay: float | None = None
     feature_cache: bool | None = None
     device: str = "auto"
 
@@ -54,13 +57,16 @@ class TrainPlan:
         spec = AdaptationSpec() if spec is None else AdaptationSpec(method=spec) if isinstance(spec, str) else spec
         object.__setattr__(self, "adaptation", spec)
         object.__setattr__(self, "augment", as_augment(bool(self.augment) if self.augment is None else self.augment))
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
         if self.feature_cache and not self.cacheable:
             raise ValueError("feature_cache needs strategy 'feature_extraction', augment=False and no adaptation")
 
     @property
     def cacheable(self) -> bool:
         """Whether the frozen trunk's features are the same every epoch (so they can be cached exactly)."""
-        return self.strategy == "feature_extraction" and self.augment is None and self.adaptation.method == "none"
+        return (self.strategy == "feature_extraction" and self.augment is None and self.adaptation.method == "none"
+                and self.ema_decay is None)
 
     def with_(self, **changes) -> TrainPlan:
         """A copy with ``changes`` (e.g. ``plan.with_(epochs=1)``)."""

@@ -38,7 +38,8 @@ def fine_tune_plan(train: TrainConfig, adaptation: AdaptationConfig, hp: HParams
     spec = adaptation_spec(adaptation, hp.method, hp.adaptation_weight)
     return TrainPlan(epochs=hp.epochs, strategy=hp.strategy, optim=optim, adaptation=spec,
                      augment=train.augment and Affine(scale=train.augment_scale), batch_size=train.batch_size,
-                     unfreeze=train.unfreeze, patience=train.patience, seed=seed, device=device)
+                     unfreeze=train.unfreeze, patience=train.patience, seed=seed, ema_decay=train.ema_decay,
+                     device=device)
 
 
 def adaptation_spec(adaptation: AdaptationConfig, method: str, weight: float) -> AdaptationSpec:
