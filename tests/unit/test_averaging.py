@@ -4,6 +4,7 @@ raw weights train."""
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from torchtransfer import models, transfer_learner
 from torchtransfer.train.averaging import WeightAverage
@@ -60,18 +61,15 @@ def test_fit_returns_the_average_of_the_raw_iterates():
     learner = transfer_learner(model, lr=0.05, device="cpu")
     plan = TrainPlan(epochs=3, batch_size=16, seed=1, optim=learner.optim)
     steps = []
-    original = torch.optim.SGD.step
 
-    def step(self, *a, **k):
-        out = original(self, *a, **k)
+    def after_step(optimizer, args, kwargs):
         replay.update(model)
         steps.append(1)
-        return out
 
-    torch.optim.SGD.step = step
+    hook = register_optimizer_step_post_hook(after_step)
     try:
         learner.fit(data, plan=plan)
     finally:
-        torch.optim.SGD.step = original
+        hook.remove()
     assert len(steps) == 12
     assert all(torch.allclose(averaged[k], replay.state[k], atol=1e-6) for k in averaged)

@@ -30,7 +30,8 @@ class TrainPlan:
         seed: seeds batches, augmentation, dropout and the new layers of the aligner.
         ema_decay: evaluate, select and return the exponential moving average of the weights with this decay
             (``torchtransfer.train.averaging``); None: the raw weights.
-        feature_cache: None = on whenever exact (``feature_extraction``, no augmentation, no adaptation).
+        feature_cache: None = on whenever exact (``feature_extraction``, no augmentation, no adaptation, no
+            ``ema_decay``).
         device: ``auto`` | ``cpu`` | ``cuda``.
     """
 
@@ -60,7 +61,8 @@ class TrainPlan:
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
         if self.feature_cache and not self.cacheable:
-            raise ValueError("feature_cache needs strategy 'feature_extraction', augment=False and no adaptation")
+            raise ValueError("feature_cache needs strategy 'feature_extraction', augment=False, no adaptation "
+                             "and ema_decay=None")
 
     @property
     def cacheable(self) -> bool:
