@@ -42,7 +42,7 @@ from torchtransfer.data.splits import build_pair  # noqa: E402
 from torchtransfer.models import build_model  # noqa: E402
 from torchtransfer.provenance import code_record, library_hash  # noqa: E402
 from torchtransfer.train.adaptation import AdaptationSpec  # noqa: E402
-from torchtransfer.train.recipe import adaptation_spec  # noqa: E402
+from torchtransfer.train.recipe import adaptation_spec, target_view  # noqa: E402
 from torchtransfer.tune.validators import information_maximisation  # noqa: E402
 
 DIRECTIONS = {
@@ -97,22 +97,24 @@ def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.n
 class TwoPicks:
     """``learner.fit``'s selector: the label-free objective (IM on ``samples`` seeded unlabelled target training
     images, the flow's ``tuning.objective: im``) picks the epoch ``fit`` restores; the best epoch by the labelled
-    target validation split is kept here (``state``), so one run gives both picks. Ties keep the earlier epoch,
-    as ``fit`` does; nothing here draws from a random stream training uses."""
+    target validation split is kept here (``state``), so one run gives both picks. Ties go as in ``fit``: to the
+    later epoch with a moving average (``later_ties``), else the earlier; nothing here draws from a random
+    stream training uses."""
 
-    def __init__(self, pair, seed: int, samples: int = 500):
+    def __init__(self, pair, seed: int, samples: int = 500, later_ties: bool = False):
         order = torch.randperm(len(pair.target_train), generator=torch.Generator().manual_seed(seed))
         self.x = pair.target_train.x[order[:samples]]  # (n, C, H, W); the labels are never read
         self.val = pair.target_val
         self.history: list[tuple[float, float]] = []  # (IM, val acc) per epoch
         self.best: tuple[float, int] | None = None  # (val acc, epoch)
         self.state: dict | None = None
+        self.later_ties = later_ties
 
     def __call__(self, learner) -> tuple[float, dict[str, float]]:
         score = information_maximisation(learner.predict_proba(self.x))
         acc = learner.evaluate(self.val)["acc"]
         self.history.append((round(score, 5), acc))
-        if self.best is None or acc > self.best[0]:
+        if self.best is None or acc > self.best[0] or self.later_ties and acc == self.best[0]:
             self.best = (acc, len(self.history))
             self.state = copy.deepcopy(learner.model.state_dict())
         return score, {"val/acc": acc}
@@ -137,12 +139,12 @@ def adapt(cfg: ExperimentConfig, pair, source: torch.nn.Module, label: str, seed
     t = cfg.train
     learner = transfer_learner(copy.deepcopy(source), lr=lr, momentum=t.momentum,
                                weight_decay=args.weight_decay, device="cpu", schedule=t.schedule)
-    picks = TwoPicks(pair, seed)
+    picks = TwoPicks(pair, seed, later_ties=t.ema_decay is not None)
     start = time.perf_counter()
     result = learner.fit(None if spec.source_free else pair.source_train, args.epochs, "fine_tune",
                          target=pair.target_train, adaptation=spec, selector=picks,
-                         batch_size=t.batch_size, augment=t.augment and Affine(scale=t.augment_scale), seed=seed,
-                         ema_decay=t.ema_decay)
+                         batch_size=t.batch_size, augment=t.augment and Affine(scale=t.augment_scale),
+                         target_augment=target_view(t), seed=seed, ema_decay=t.ema_decay)
     seconds = round(time.perf_counter() - start, 1)
     acc_label_free = learner.evaluate(pair.target_test)["acc"]  # fit restored the label-free pick
     learner.model.load_state_dict(picks.state)

@@ -56,6 +56,7 @@ def test_source_model_beats_chance_and_adaptation_beats_source_only(cache_dir):
         *SIZES, "pretrain.epochs=20", "pretrain.batch_size=32", "train.batch_size=32", "seed=0",
         "adaptation.shot.pseudo_label_weight=0.3",  # the β the table above was measured with
         "train.ema_decay=null",  # and the raw weights (the last epoch's iterate, not the moving average)
+        "train.target_augment=null",  # and the target's weak view drawn like the source's
         f"cache_dir={cache_dir}", "device=cpu"])
     pair = build_pair(cfg.data, cfg.seed, cfg.cache_path)
     model, _ = pretrain_on_source(SourceTraining(cfg.model, cfg.pretrain, cfg.seed, "cpu"), pair)

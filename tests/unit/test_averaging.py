@@ -73,3 +73,13 @@ def test_fit_returns_the_average_of_the_raw_iterates():
         hook.remove()
     assert len(steps) == 12
     assert all(torch.allclose(averaged[k], replay.state[k], atol=1e-6) for k in averaged)
+
+
+@pytest.mark.parametrize(("decay", "kept"), [(None, 1), (0.9, 3)])
+def test_a_tied_objective_keeps_the_later_epoch_only_with_the_average(decay, kept):
+    """A selector scoring every epoch alike: the raw weights keep the first epoch (as always); the average keeps
+    the last, which averages the most steps."""
+    learner = transfer_learner(models.build_model("lenet", 10, seed=0), lr=0.05, device="cpu")
+    result = learner.fit(_domain(32, 0), epochs=3, batch_size=16, seed=1, ema_decay=decay,
+                         selector=lambda _: (0.5, {}))
+    assert result.best_epoch == kept

@@ -67,3 +67,48 @@ def test_recorded_determinism_and_sampler_seeds_are_what_happened():
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
     assert provenance.seed_params(3)["seed.sampler"] == 3
     assert provenance.seed_params(3, n_workers=3)["seed.sampler"] == "3,4,5"
+
+
+def test_the_target_view_is_the_source_augmentation_unless_set():
+    """``target_augment`` None inherits ``augment``; False is the raw target; an ``Affine`` is its own view."""
+    own = Affine(degrees=5.0, translate=0.0, scale=(1.0, 1.0))
+    hp = HParams(lr=0.02, weight_decay=5e-4, epochs=1, strategy="fine_tune", adaptation_weight=1.0)
+    default = _cfg().train.target_augment
+    assert TrainPlan(epochs=1, augment=True).target_augment == Affine()
+    assert TrainPlan(epochs=1, augment=True, target_augment=False).target_augment is None
+    assert TrainPlan(epochs=1, augment=False, target_augment=own).target_augment == own
+    assert FineTuning(_cfg().train, _cfg().adaptation, 0, "cpu").plan(hp).target_augment == Affine(
+        degrees=default.degrees, translate=default.translate, scale=tuple(default.scale))
+    off = _cfg("train.augment=false")
+    assert FineTuning(off.train, off.adaptation, 0, "cpu").plan(hp).target_augment is None
+    inherited = _cfg("train.target_augment=null")
+    assert FineTuning(inherited.train, inherited.adaptation, 0, "cpu").plan(hp).target_augment == Affine(
+        scale=tuple(inherited.train.augment_scale))
+
+
+def test_fit_draws_the_target_weak_view_from_target_augment_and_the_source_batch_as_before():
+    """``TransferLearner._views`` (what every ``fit`` step calls): an identity target view leaves the target
+    batch as it is while the source batch gets the same augmentation draw as with the inherited view."""
+    from torchtransfer.train.learner import TransferLearner
+
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    identity = Affine(degrees=0.0, translate=0.0, scale=(1.0, 1.0))
+    views = {}
+    for name, weak in (("inherited", None), ("identity", identity)):
+        plan = TrainPlan(epochs=1, augment=Affine(scale=(0.7, 1.3)), target_augment=weak)
+        views[name] = TransferLearner._views(x, x.clone(), plan, None, torch.Generator().manual_seed(1))
+    assert torch.equal(views["inherited"][0], views["identity"][0]) and not torch.allclose(views["identity"][0], x)
+    assert torch.allclose(views["identity"][1], x, atol=1e-5)
+    assert not torch.allclose(views["inherited"][1], x, atol=1e-2)
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ("train.target_augment={scale: [1.2, 0.8]}", "train.target_augment.scale"),
+    ("train.target_augment={degrees: 10, rotation: 3}", "train.target_augment.rotation"),
+    ("train.target_augment.translate=2", "train.target_augment.translate"),
+])
+def test_a_bad_target_view_is_a_config_error_naming_the_field(override, field):
+    from torchtransfer.config import ConfigError
+
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        _cfg(override)

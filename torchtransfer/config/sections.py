@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from torchtransfer.keys import GATE_ACCURACY, GATE_MANUAL
 from torchtransfer.methods import parse_method
@@ -123,6 +123,22 @@ class ModelConfig(_Strict):
         return INPUT_CHANNELS[self.backbone], self.image_size
 
 
+class AffineConfig(_Strict):
+    degrees: float = Field(15.0, ge=0, le=180)
+    """Random rotation ±degrees."""
+    translate: float = Field(0.1, ge=0, le=1)
+    """Random shift ±this fraction of the image size."""
+    scale: tuple[float, float] = (0.9, 1.1)
+    """Zoom range [low, high] (< 1 shrinks)."""
+
+    @field_validator("scale")
+    @classmethod
+    def _ordered(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"expected [low, high] with 0 < low <= high, got {list(scale)}")
+        return scale
+
+
 class PretrainConfig(_Strict):
     strategy: Literal["auto", "feature_extraction", "fine_tune"] = "auto"
     """`auto`: `feature_extraction` for a backbone with ImageNet weights (`model.pretrained`), else `fine_tune`."""
@@ -151,6 +167,9 @@ class TrainConfig(_Strict):
     """Random affine augmentation of source and target batches."""
     augment_scale: tuple[float, float] = (0.9, 1.1)
     """Zoom range of that augmentation (< 1 shrinks)."""
+    target_augment: AffineConfig | None = None
+    """The target batch's weak view when `augment` is on (what pseudo-labels, SHOT and alignment read): its own
+    affine ranges, or null for the source's."""
     optimizer: Optimizer = "sgd"
     """`sgd` or `adamw`."""
     nesterov: bool = False

@@ -24,6 +24,10 @@ class TrainPlan:
         optim: optimiser, learning rates and schedule.
         adaptation: the domain-adaptation method and its weights (``"dann"`` is read as ``AdaptationSpec("dann")``).
         augment: the random affine (``True`` for the default ranges), or None / False for none.
+        target_augment: the target batch's weak view (what FixMatch's pseudo-labels, SHOT's losses and the
+            alignment read): an ``Affine``, False for the raw images, or None for ``augment``'s. FixMatch's weak
+            view is a small shift (Sohn et al. 2020: flip and ±12.5 % translation); the source's ±15°, zoom
+            0.7–1.3 makes noisier pseudo-labels on USPS→MNIST (docs/benchmarks.md).
         batch_size: images per step (source and target alike).
         unfreeze: trunk blocks that train under ``partial`` (and per epoch under ``gradual``).
         patience: stop after this many epochs without a better validation accuracy (None: never).
@@ -40,6 +44,7 @@ class TrainPlan:
     optim: OptimConfig = field(default_factory=OptimConfig)
     adaptation: AdaptationSpec | str | None = None
     augment: Affine | bool | None = None
+    target_augment: Affine | bool | None = None
     batch_size: int = 64
     unfreeze: int = 1
     patience: int | None = None
@@ -58,6 +63,8 @@ class TrainPlan:
         spec = AdaptationSpec() if spec is None else AdaptationSpec(method=spec) if isinstance(spec, str) else spec
         object.__setattr__(self, "adaptation", spec)
         object.__setattr__(self, "augment", as_augment(bool(self.augment) if self.augment is None else self.augment))
+        weak = self.augment if self.target_augment is None else as_augment(self.target_augment)
+        object.__setattr__(self, "target_augment", weak)
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
         if self.feature_cache and not self.cacheable:

@@ -37,9 +37,19 @@ def fine_tune_plan(train: TrainConfig, adaptation: AdaptationConfig, hp: HParams
                         clip_grad_norm=train.clip_grad_norm)
     spec = adaptation_spec(adaptation, hp.method, hp.adaptation_weight)
     return TrainPlan(epochs=hp.epochs, strategy=hp.strategy, optim=optim, adaptation=spec,
-                     augment=train.augment and Affine(scale=train.augment_scale), batch_size=train.batch_size,
+                     augment=train.augment and Affine(scale=train.augment_scale),
+                     target_augment=target_view(train), batch_size=train.batch_size,
                      unfreeze=train.unfreeze, patience=train.patience, seed=seed, ema_decay=train.ema_decay,
                      device=device)
+
+
+def target_view(train: TrainConfig) -> Affine | bool | None:
+    """``train.target_augment`` as the plan's ``target_augment``: its ``Affine``, None (the source's) or False
+    (``train.augment`` off)."""
+    view = train.target_augment
+    if not train.augment:
+        return False
+    return None if view is None else Affine(degrees=view.degrees, translate=view.translate, scale=tuple(view.scale))
 
 
 def adaptation_spec(adaptation: AdaptationConfig, method: str, weight: float) -> AdaptationSpec:
