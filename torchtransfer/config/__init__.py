@@ -7,14 +7,12 @@ and the dotted path of the field, e.g. ``conf/x.yaml: train.lr: Input should be 
 from torchtransfer.config.data import DOMAIN_KINDS, DataConfig, Domain, DomainConfig
 from torchtransfer.config.experiment import ExperimentConfig, RunRecord
 from torchtransfer.config.files import DEFAULT_CONFIG, load_config, load_experiment
+from torchtransfer.config.search import FirstTrial, FloatRange, IntRange, SearchConfig, TuningConfig, check_parallel
 from torchtransfer.config.sections import (
     AdaptationConfig,
     Backbone,
     ConfigError,
     DriftConfig,
-    FirstTrial,
-    FloatRange,
-    IntRange,
     Method,
     ModelConfig,
     Objective,
@@ -23,13 +21,10 @@ from torchtransfer.config.sections import (
     Pruner,
     RegistryConfig,
     Schedule,
-    SearchConfig,
     ShiftConfig,
     Strategy,
     TrackingConfig,
     TrainConfig,
-    TuningConfig,
-    check_parallel,
 )
 from torchtransfer.trees import deep_merge, section_hash
 

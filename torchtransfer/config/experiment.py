@@ -10,17 +10,16 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from torchtransfer.config.data import DataConfig
+from torchtransfer.config.search import SearchConfig, TuningConfig
 from torchtransfer.config.sections import (
     AdaptationConfig,
     DriftConfig,
     ModelConfig,
     PretrainConfig,
     RegistryConfig,
-    SearchConfig,
     ShiftConfig,
     TrackingConfig,
     TrainConfig,
-    TuningConfig,
     _Strict,
 )
 from torchtransfer.keys import GATE_ACCURACY
