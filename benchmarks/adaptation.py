@@ -43,6 +43,7 @@ from torchtransfer.models import build_model  # noqa: E402
 from torchtransfer.provenance import code_record, library_hash  # noqa: E402
 from torchtransfer.train.adaptation import AdaptationSpec  # noqa: E402
 from torchtransfer.train.recipe import adaptation_spec, target_view  # noqa: E402
+from torchtransfer.train.selection import improves  # noqa: E402
 from torchtransfer.tune.validators import information_maximisation  # noqa: E402
 
 DIRECTIONS = {
@@ -97,9 +98,9 @@ def source_model(cfg: ExperimentConfig, pair, seed: int, cache: Path) -> torch.n
 class TwoPicks:
     """``learner.fit``'s selector: the label-free objective (IM on ``samples`` seeded unlabelled target training
     images, the flow's ``tuning.objective: im``) picks the epoch ``fit`` restores; the best epoch by the labelled
-    target validation split is kept here (``state``), so one run gives both picks. Ties go as in ``fit``: to the
-    later epoch with a moving average (``later_ties``), else the earlier; nothing here draws from a random
-    stream training uses."""
+    target validation split is kept here (``state``), so one run gives both picks. Ties go as in ``fit`` (``improves``):
+    to the later epoch with a moving average (``later_ties``), else the earlier; nothing here draws from a
+    random stream training uses."""
 
     def __init__(self, pair, seed: int, samples: int = 500, later_ties: bool = False):
         order = torch.randperm(len(pair.target_train), generator=torch.Generator().manual_seed(seed))
@@ -114,7 +115,7 @@ class TwoPicks:
         score = information_maximisation(learner.predict_proba(self.x))
         acc = learner.evaluate(self.val)["acc"]
         self.history.append((round(score, 5), acc))
-        if self.best is None or acc > self.best[0] or self.later_ties and acc == self.best[0]:
+        if improves(acc, self.best and self.best[0], self.later_ties):
             self.best = (acc, len(self.history))
             self.state = copy.deepcopy(learner.model.state_dict())
         return score, {"val/acc": acc}
@@ -215,7 +216,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(LABELS), choices=list(LABELS), help="row labels (LABELS)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--directions", nargs="+", default=list(DIRECTIONS), choices=list(DIRECTIONS))
-    parser.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs; default: search.first.epochs "
+                        "(the flow's trial 0)")
     parser.add_argument("--lr", type=float, default=None, help="default: search.lr.high")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--weight", type=float, default=None, help="override every alignment λ")
@@ -236,6 +238,7 @@ def main() -> None:
             cfg = load_config(*DIRECTIONS[direction], overrides=args.set)
             args_d = copy.copy(args)
             args_d.lr = args.lr or cfg.search.lr.high
+            args_d.epochs = args.epochs or cfg.search.first.epochs
             todo = [m for m in args.methods if not any(r["direction"] == direction and r["seed"] == seed
                                                        and r["method"] == m and r.get("library") == LIBRARY
                                                        for r in done)]

@@ -44,6 +44,7 @@ from torchtransfer.train.features import to_device, trunk_features
 from torchtransfer.train.optim import OptimConfig, make_optimizer, make_scheduler
 from torchtransfer.train.plan import TrainPlan
 from torchtransfer.train.results import EpochStats, FitResult
+from torchtransfer.train.selection import improves
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,7 @@ class TransferLearner:
                 log.info("epoch %d/%d  train/loss %.4f  val/acc %s%s", stats.epoch, epochs, stats.train_loss,
                          "-" if stats.val_acc is None else f"{stats.val_acc:.4f}",
                          "" if stats.score is None else f"  objective {stats.score:.4f}")
-                if stats.objective is not None and (best is None or stats.objective > best[0]
-                                                    or later_ties and stats.objective == best[0]):
+                if stats.objective is not None and improves(stats.objective, best and best[0], later_ties):
                     best = (stats.objective, stats.epoch, copy.deepcopy(self.model.state_dict()))
                 if on_epoch is not None:
                     on_epoch(stats)
