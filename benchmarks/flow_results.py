@@ -103,7 +103,7 @@ def table(rows: list[dict]) -> str:
                      f"{m['tuning/n_complete']:.0f} / {m['tuning/n_pruned']:.0f} | "
                      f"{_minutes(r['cpu_seconds'])} | {_minutes(r['seconds'])} |")
     last = newest[-1]
-    dirty = " (uncommitted changes)" if last["dirty"] == "true" else ""
+    dirty = " (uncommitted changes)" if any(r["dirty"] == "true" for r in newest) else ""
     loads = ", ".join(f"{r.get('load_1min', float('nan')):.1f}" for r in newest)
     lines.append(f"\nSeed {last['config']['seed']}, {newest[0]['date']}, commit {last['commit'][:7]}{dirty}, "
                  f"{last.get('cpus', '?')} CPUs shared with other jobs (load average at the end of each run: "
@@ -126,12 +126,19 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="default: the suite's result file")
     parser.add_argument("--table", action="store_true", help="only print the table of the result file")
     parser.add_argument("--docs", action="store_true", help="write the table into the page holding its markers")
+    parser.add_argument("--allow-dirty", action="store_true", help="run on a checkout with uncommitted changes "
+                        "(the table then says so)")
     args = parser.parse_args()
     results, table_name, runs = SUITES[args.suite]
     args.results = args.results or results
     if not args.table:
         if args.work is None:
             parser.error("--work is required to run")
+        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                 capture_output=True, text=True).stdout
+        if changes and not args.allow_dirty:
+            parser.error(f"the checkout has uncommitted changes (the rows would record git.dirty):\n{changes}"
+                         "commit or stash them first, or pass --allow-dirty")
         from torchtransfer_cli.servers import start_prefect, stop
 
         shutil.rmtree(args.work, ignore_errors=True)
