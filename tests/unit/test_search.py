@@ -43,7 +43,7 @@ def test_a_new_study_tries_search_first_first_and_a_resumed_one_is_left_alone():
     assert enqueue_first(study, first_params(space))
     trial = study.ask()
     hp = suggest_hparams(trial, space)
-    assert (hp.lr, hp.weight_decay, hp.epochs, hp.strategy) == (0.02, 5e-4, 20, "fine_tune")
+    assert (hp.lr, hp.weight_decay, hp.epochs, hp.strategy) == (0.02, 5e-4, 30, "fine_tune")
     assert hp.method == "fixmatch+shot"
     study.tell(trial, 0.9)
     assert not enqueue_first(study, first_params(space))  # the study has trials: nothing queued
@@ -53,7 +53,7 @@ def test_a_new_study_tries_search_first_first_and_a_resumed_one_is_left_alone():
 def test_search_first_is_clipped_into_the_space_and_checked_by_the_config():
     space = load_config(CONF / "default.yaml", overrides=["search.lr={low: 0.001, high: 0.01, log: true}",
                                                           "search.strategy=[feature_extraction]"]).search
-    assert first_params(space) == {"lr": 0.01, "weight_decay": 5e-4, "epochs": 20}  # one strategy: not asked
+    assert first_params(space) == {"lr": 0.01, "weight_decay": 5e-4, "epochs": 30}  # one strategy: not asked
     assert first_params(space.model_copy(update={"first": None})) == {}
     with pytest.raises(ConfigError, match="search.first.strategy"):
         load_config(CONF / "default.yaml", overrides=["search.first.strategy=fine_tuning"])
