@@ -84,7 +84,9 @@ class _NoSourceReads(Dataset):
 
 @pytest.fixture(scope="module")
 def mnist_source_and_digits():
-    """A LeNet trained on 500 real MNIST images, 400 unlabelled sklearn digits, 500 held-out labelled ones."""
+    """A LeNet trained on 1,000 real MNIST images (10 epochs), 400 unlabelled sklearn digits, 500 held-out labelled
+    ones. A weaker source (500 images, 5 epochs: 43-51 % on digits) gives SHOT too little to cluster: it moved
+    −13 … +3 points over seeds 0-2, and by how much depended on the CPU the test ran on."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     m, d = mnist(), digits()
@@ -92,19 +94,20 @@ def mnist_source_and_digits():
     pd = torch.randperm(len(d), generator=torch.Generator().manual_seed(0))
     model = build_model("lenet", 10, 0)
     learner = transfer_learner(model, lr=0.03, device="cpu")
-    learner.fit(m.subset(pm[:500]), 5, augment=Affine(scale=(0.7, 1.3)), batch_size=32, seed=0)
+    learner.fit(m.subset(pm[:1000]), 10, augment=Affine(scale=(0.7, 1.3)), batch_size=32, seed=0)
     torch.set_num_threads(threads)
     target = Domain("digits", d.x[pd[:400]], torch.full((400,), -1))
     return learner.model, target, d.subset(pd[400:900])
 
 
 @pytest.mark.parametrize(("spec", "gain"), [
-    (AdaptationSpec("shot", source_free=True), 0.05),
+    (AdaptationSpec("shot", source_free=True), 0.10),
     (AdaptationSpec("shot", source_free=True, im_weight=0.0, pseudo_label_weight=0.0), None),  # no signal
 ])
 def test_source_free_shot_adapts_without_reading_any_source_image(mnist_source_and_digits, spec, gain):
     """SHOT from the source model and unlabelled target digits only: accuracy on held-out digits rises by
-    ≥ 5 points (41 % → 49 % in 3 epochs, no augmentation as in SHOT); with its two losses off nothing moves."""
+    ≥ 10 points in 3 epochs, no augmentation as in SHOT (measured with the fixture's seed set to 0, 1, 2:
+    49 → 82 %, 60 → 80 %, 67 → 85 %); with its two losses off nothing moves."""
     source_model, target, test = mnist_source_and_digits
     before = transfer_learner(copy.deepcopy(source_model), device="cpu").evaluate(test)["acc"]
     learner = transfer_learner(copy.deepcopy(source_model), lr=0.01, device="cpu")
