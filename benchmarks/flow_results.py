@@ -134,11 +134,11 @@ def main() -> None:
     if not args.table:
         if args.work is None:
             parser.error("--work is required to run")
-        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                 capture_output=True, text=True).stdout
-        if changes and not args.allow_dirty:
-            parser.error(f"the checkout has uncommitted changes (the rows would record git.dirty):\n{changes}"
-                         "commit or stash them first, or pass --allow-dirty")
+        from torchtransfer.provenance import code_record  # the git.dirty each flow run records
+
+        if code_record(ROOT)[0]["git.dirty"] == "true" and not args.allow_dirty:
+            parser.error("the checkout has uncommitted changes to tracked files (`git status`), which every row "
+                         "would record as git.dirty: commit or stash them first, or pass --allow-dirty")
         from torchtransfer_cli.servers import start_prefect, stop
 
         shutil.rmtree(args.work, ignore_errors=True)
