@@ -198,19 +198,22 @@ def table(rows: list[dict], labels: list[str], published: list[str] | None = Non
     return "\n".join(lines)
 
 
+def methods_of(rows: list[dict]) -> list[str]:
+    """The labels the current rows hold, in ``LABELS`` order."""
+    return [m for m in LABELS if any(r["method"] == m for r in current(rows))]
+
+
 def table_of(rows: list[dict]) -> str:
-    """The table of every method the current rows hold (what the docs show)."""
-    return table(rows, [m for m in LABELS if any(r["method"] == m for r in current(rows))])
+    """The table of every method the current rows hold, with every published result (what the docs show)."""
+    return table(rows, methods_of(rows))
 
 
 SUMMARY_PUBLISHED = ["SHOT (tim-learn/SHOT results.md, full sets)"]  # README: the best published row only
 
 
 def summary_of(rows: list[dict]) -> str:
-    """The README's version: every method the current rows hold (the issue asks for all of them on the front
-    page), with only the best published result; docs/benchmarks.md adds the other published rows."""
-    return table(rows, [m for m in LABELS if any(r["method"] == m for r in current(rows))],
-                 published=SUMMARY_PUBLISHED)
+    """The README's version: every method the current rows hold, with only the best published result."""
+    return table(rows, methods_of(rows), published=SUMMARY_PUBLISHED)
 
 
 def main() -> None:
